@@ -1,0 +1,3 @@
+#include "hvg_version.h"
+
+const char *hvg_version(void) { return HVG_VERSION_STRING; }
