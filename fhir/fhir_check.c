@@ -1,0 +1,159 @@
+#include "fhir_check.h"
+
+#include <string.h>
+
+static int fc__digits(const char *s, int n) {
+  for (int i = 0; i < n; i++)
+    if (s[i] < '0' || s[i] > '9')
+      return 0;
+  return 1;
+}
+
+static int fc__num(const char *s, int n) {
+  int v = 0;
+  for (int i = 0; i < n; i++)
+    v = v * 10 + (s[i] - '0');
+  return v;
+}
+
+static int fc__days_in_month(int y, int m) {
+  static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+    return 29;
+  return dm[m - 1];
+}
+
+/* Parses a date prefix; returns the number of characters used (4, 7 or 10)
+ * or 0 when invalid. */
+static int fc__date_prefix(const char *s) {
+  if (!s || !fc__digits(s, 4))
+    return 0;
+  int y = fc__num(s, 4);
+  if (y < 1)
+    return 0;
+  if (s[4] != '-')
+    return 4;
+  if (!fc__digits(s + 5, 2))
+    return 0;
+  int m = fc__num(s + 5, 2);
+  if (m < 1 || m > 12)
+    return 0;
+  if (s[7] != '-')
+    return 7;
+  if (!fc__digits(s + 8, 2))
+    return 0;
+  int d = fc__num(s + 8, 2);
+  if (d < 1 || d > fc__days_in_month(y, m))
+    return 0;
+  return 10;
+}
+
+int fhir_check_date(const char *s) {
+  int n = fc__date_prefix(s);
+  return n && s[n] == '\0';
+}
+
+int fhir_check_full_date(const char *s) {
+  return fc__date_prefix(s) == 10 && s[10] == '\0';
+}
+
+/* hh:mm:ss[.fff+](Z|(+|-)hh:mm) */
+static int fc__time_tz(const char *s) {
+  if (!fc__digits(s, 2) || s[2] != ':' || !fc__digits(s + 3, 2) ||
+      s[5] != ':' || !fc__digits(s + 6, 2))
+    return 0;
+  int h = fc__num(s, 2), mi = fc__num(s + 3, 2), se = fc__num(s + 6, 2);
+  if (h > 23 || mi > 59 || se > 60)
+    return 0;
+  const char *p = s + 8;
+  if (*p == '.') {
+    p++;
+    if (*p < '0' || *p > '9')
+      return 0;
+    while (*p >= '0' && *p <= '9')
+      p++;
+  }
+  if (*p == 'Z')
+    return p[1] == '\0';
+  if (*p != '+' && *p != '-')
+    return 0;
+  if (!fc__digits(p + 1, 2) || p[3] != ':' || !fc__digits(p + 4, 2) ||
+      p[6] != '\0')
+    return 0;
+  int th = fc__num(p + 1, 2), tm = fc__num(p + 4, 2);
+  return th <= 14 && tm <= 59;
+}
+
+int fhir_check_datetime(const char *s) {
+  int n = fc__date_prefix(s);
+  if (!n)
+    return 0;
+  if (s[n] == '\0')
+    return 1;
+  return n == 10 && s[10] == 'T' && fc__time_tz(s + 11);
+}
+
+int fhir_check_instant(const char *s) {
+  return fc__date_prefix(s) == 10 && s[10] == 'T' && fc__time_tz(s + 11);
+}
+
+static int fc__space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int fhir_check_code(const char *s) {
+  if (!s || !*s || fc__space(s[0]))
+    return 0;
+  for (const char *p = s; *p; p++) {
+    if (fc__space(*p)) {
+      if (*p != ' ' || fc__space(p[1]) || p[1] == '\0')
+        return 0;
+    }
+  }
+  return 1;
+}
+
+int fhir_check_id(const char *s) {
+  if (!s)
+    return 0;
+  size_t n = 0;
+  for (; s[n]; n++) {
+    char c = s[n];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+          (c >= '0' && c <= '9') || c == '-' || c == '.'))
+      return 0;
+  }
+  return n >= 1 && n <= 64;
+}
+
+int fhir_check_uri(const char *s) {
+  if (!s || !*s)
+    return 0;
+  for (const char *p = s; *p; p++)
+    if (fc__space(*p))
+      return 0;
+  return 1;
+}
+
+int fhir_check_in(const char *s, const char *const *list) {
+  if (!s || !list)
+    return 0;
+  for (; *list; list++)
+    if (strcmp(s, *list) == 0)
+      return 1;
+  return 0;
+}
+
+int fhir_date_days(const char *s, long *days) {
+  if (!fhir_check_full_date(s))
+    return -1;
+  long y = fc__num(s, 4), m = fc__num(s + 5, 2), d = fc__num(s + 8, 2);
+  /* days from civil (Howard Hinnant's algorithm) */
+  y -= m <= 2;
+  long era = (y >= 0 ? y : y - 399) / 400;
+  long yoe = y - era * 400;
+  long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  *days = era * 146097 + doe - 719468;
+  return 0;
+}

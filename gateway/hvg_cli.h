@@ -1,0 +1,21 @@
+/* hvg_cli — the hvgate command line: one function per subcommand. Each
+ * takes the subcommand's own argv (argv[0] is the subcommand name), prints
+ * to stdout/stderr and returns a sysexits-style exit code (see hvg_exit). */
+#ifndef HVG_CLI_H
+#define HVG_CLI_H
+
+enum hvg_exit {
+  HVG_EXIT_OK = 0,
+  HVG_EXIT_USAGE = 64,       /* EX_USAGE: bad command line */
+  HVG_EXIT_DATAERR = 65,     /* EX_DATAERR: some input records rejected */
+  HVG_EXIT_NOINPUT = 66,     /* EX_NOINPUT: an input file cannot be read */
+  HVG_EXIT_UNAVAILABLE = 69, /* EX_UNAVAILABLE: a partner is unavailable */
+  HVG_EXIT_SOFTWARE = 70,    /* EX_SOFTWARE: internal error (out of memory) */
+  HVG_EXIT_IOERR = 74,       /* EX_IOERR: cannot write output */
+  HVG_EXIT_CONFIG = 78       /* EX_CONFIG: configuration or mapping error */
+};
+
+int hvg_cli_map(int argc, char **argv);
+int hvg_cli_check_mapping(int argc, char **argv);
+
+#endif

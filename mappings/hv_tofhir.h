@@ -1,0 +1,41 @@
+/* hv_tofhir — canonical record -> one FHIR R4 transaction Bundle.
+ *
+ * The one place where home visiting meets FHIR, shared by every source
+ * layout: a screening becomes an Observation (plus the Patients,
+ * RelatedPerson, Practitioner and Organization it refers to); a referral a
+ * ServiceRequest plus a Task (status requested, focus = the ServiceRequest,
+ * owner = the receiving Organization); a consent a Consent. Patterns follow
+ * US Core screening assessments and Gravity SDOH Clinical Care (see
+ * docs/fhir-mapping.md). Every resource carries an identifier from the
+ * program's identifier base; entry ids are urn:uuid derived from it and
+ * creates are conditional on it, so a record sent twice makes nothing new. */
+#ifndef HV_TOFHIR_H
+#define HV_TOFHIR_H
+
+#include "fhir_writer.h"
+#include "hv_mapper.h"
+
+typedef struct hv_tofhir {
+  const hv_mapping *map;
+  const hv_catalog *cat;
+  hvg_arena arena; /* identifier systems below */
+  const char *sys_child, *sys_caregiver, *sys_home_visitor, *sys_screening,
+      *sys_referral, *sys_task, *sys_consent, *sys_org, *sys_program;
+} hv_tofhir;
+
+/* Prepare identifier systems. Returns 0 or HVG_ENOMEM (t unusable). */
+int hv_tofhir_init(hv_tofhir *t, const hv_mapping *m, const hv_catalog *cat);
+void hv_tofhir_free(hv_tofhir *t);
+
+/* Write the Bundle of an accepted record (res->rejected == 0). `a` is a
+ * scratch arena for this record. On error returns HVG_E* with err filled;
+ * the writer is then left mid-document: the caller truncates its buffer to
+ * where the Bundle began and re-initialises the writer. */
+int hv_tofhir_bundle(const hv_tofhir *t, fhir_writer *w, const hv_result *res,
+                     hvg_arena *a, hvg_err *err);
+
+/* 1 when id is a 10-digit NPI with a valid check digit (Luhn over the
+ * "80840" prefix). */
+int hv_is_npi(const char *id);
+
+#endif
