@@ -140,7 +140,7 @@ static int map__parse(int argc, char **argv, map_opts *o, int check) {
   optind = 1;
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, "+m:o:f:s:n:qh", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "m:o:f:s:n:qh", longopts, NULL)) != -1) {
     switch (c) {
     case 'm': o->mapping = optarg; break;
     case 'o': o->output = optarg; break;
@@ -216,6 +216,7 @@ static int map__parse(int argc, char **argv, map_opts *o, int check) {
 
 /* Loads mapping and catalogues, printing problems. Exit code or -1. */
 static int map__load(const map_opts *o, hv_mapping **m, hv_catalog **cat) {
+  *cat = NULL;
   hvg_buf diag;
   hvg_buf_init(&diag, 1 << 20);
   int rc = hv_mapping_load(m, o->mapping, o->catalog_dir, &diag);
@@ -231,7 +232,7 @@ static int map__load(const map_opts *o, hv_mapping **m, hv_catalog **cat) {
     fprintf(stderr, "hvgate: out of memory\n");
     return HVG_EXIT_SOFTWARE;
   }
-  return HVG_EXIT_CONFIG;
+  return rc == HVG_ENOINPUT && !*cat ? HVG_EXIT_NOINPUT : HVG_EXIT_CONFIG;
 }
 
 /* Picks each input's source and orders screenings first. Exit code or -1. */

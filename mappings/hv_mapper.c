@@ -534,8 +534,9 @@ static void hv__check_screening(hv_mapper *mp, hv_result *res) {
   if (in->has_score) {
     const char *v = r->v[HV_F_SCREEN_TOTAL];
     if (!v) {
-      hv__issue(res, HV_SEV_ERROR, hv__key(src, HV_F_SCREEN_TOTAL),
-                "%s needs a total score", in->id);
+      if (!mp->bad[HV_F_SCREEN_TOTAL])
+        hv__issue(res, HV_SEV_ERROR, hv__key(src, HV_F_SCREEN_TOTAL),
+                  "%s needs a total score", in->id);
     } else {
       double max = res->interval && res->interval->has_max
                        ? res->interval->score_max
@@ -550,8 +551,9 @@ static void hv__check_screening(hv_mapper *mp, hv_result *res) {
     hv_field f = (hv_field)(HV_F_DOMAIN_FIRST + (int)d);
     const char *v = r->v[f];
     if (!v) {
-      hv__issue(res, HV_SEV_ERROR, hv__key(src, f),
-                "%s needs the %s domain score", in->id, in->domains[d].name);
+      if (!mp->bad[f])
+        hv__issue(res, HV_SEV_ERROR, hv__key(src, f),
+                  "%s needs the %s domain score", in->id, in->domains[d].name);
       domains_ok = 0;
       continue;
     }

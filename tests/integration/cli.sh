@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The command line's contract: --help, usage errors (64), mapping errors with
+# file:line: pointer (78), unreadable input (66), output formats, --rejects,
+# check-mapping, and other layouts handled by a mapping file alone.
+set -uo pipefail
+hvgate=$1 src=$2 out=$3
+rm -rf "$out"; mkdir -p "$out"
+data=$src/tests/data/program-export
+map=$src/conf/mappings/program-export.json
+fail=0
+expect() { # expected-status description command...
+  local want=$1 what=$2; shift 2
+  "$@" >"$out/o.txt" 2>"$out/e.txt"; local rc=$?
+  if [ "$rc" -ne "$want" ]; then
+    echo "FAIL: $what: exit $rc, expected $want"; cat "$out/e.txt"; fail=1
+  fi
+}
+has() { # file text
+  grep -qF -- "$2" "$1" || { echo "FAIL: '$2' not in $1:"; cat "$1"; fail=1; }
+}
+
+expect 0 "hvgate --help" "$hvgate" --help
+has "$out/o.txt" "map"
+expect 0 "map --help" "$hvgate" map --help
+has "$out/o.txt" "usage: hvgate map -m MAPPING"
+expect 0 "check-mapping --help" "$hvgate" check-mapping --help
+expect 64 "no command" "$hvgate"
+expect 64 "unknown command" "$hvgate" frobnicate
+expect 64 "map without mapping" "$hvgate" map "$data/screenings.csv"
+expect 64 "map without inputs" "$hvgate" map -m "$map"
+expect 64 "bad format" "$hvgate" map -m "$map" -f yaml "$data/screenings.csv"
+expect 64 "unknown option" "$hvgate" map -m "$map" --frob "$data/screenings.csv"
+expect 64 "file matching no source" "$hvgate" map -m "$map" "$src/README.md"
+expect 66 "missing input" "$hvgate" map -m "$map" --source screenings "$out/nope.csv"
+has "$out/e.txt" "nope.csv"
+expect 66 "missing mapping" "$hvgate" map -m "$out/nope.json" "$data/screenings.csv"
+
+# A broken mapping: every error with line and JSON pointer, exit 78.
+cat >"$out/bad-mapping.json" <<'JSON'
+{
+  "program": {"id": "p1", "identifier_base": "not a uri"},
+  "sources": [
+    {
+      "name": "s",
+      "record_type": "screening",
+      "format": "csv",
+      "fields": {
+        "record_id": "id",
+        "child.idd": "child",
+        "screening.date": {"from": "d", "date_format": "QQ/YYYY"},
+        "referral.date": "x"
+      }
+    }
+  ]
+}
+JSON
+expect 78 "broken mapping" "$hvgate" check-mapping -m "$out/bad-mapping.json"
+has "$out/e.txt" "bad-mapping.json:2: /program/identifier_base: must be an absolute URI"
+has "$out/e.txt" "bad-mapping.json:10: /sources/0/fields/child.idd: 'child.idd' is not a canonical field"
+has "$out/e.txt" "bad-mapping.json:11: /sources/0/fields/screening.date/date_format: 'QQ/YYYY' is not a date pattern"
+has "$out/e.txt" "bad-mapping.json:12: /sources/0/fields/referral.date: 'referral.date' does not apply to screening records"
+has "$out/e.txt" "/sources/0/fields: screening records need the field 'screening.instrument'"
+
+# check-mapping against the sample: preview masks personal data.
+expect 65 "check-mapping sample" "$hvgate" check-mapping -m "$map" --today 2026-11-23 "$data/screenings.csv"
+has "$out/o.txt" "is valid: 3 sources"
+has "$out/o.txt" "157 records as source 'screenings': 6 would be rejected"
+has "$out/o.txt" "child.given                        (3 characters, masked)"
+grep -q "Sofía" "$out/o.txt" && { echo "FAIL: preview shows a name"; fail=1; }
+
+# --rejects, json and xml formats.
+expect 65 "json + rejects" "$hvgate" map -m "$map" --today 2026-11-23 -f json \
+  --rejects "$out/rejects.txt" -o "$out/all.json" "$data/screenings.csv" "$data/consents.csv"
+has "$out/rejects.txt" "screenings.csv:5: screen_date:"
+[ -s "$out/e.txt" ] && has "$out/e.txt" "316 records: 310 mapped, 6 rejected"
+node -e '
+  const b = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  if (b.resourceType !== "Bundle" || b.type !== "collection") throw "not a collection";
+  if (b.entry.length !== 310) throw "entries " + b.entry.length;
+  for (const e of b.entry) if (e.resource.type !== "transaction") throw "inner not transaction";
+' "$out/all.json" || { echo "FAIL: json output"; fail=1; }
+expect 65 "xml" "$hvgate" map -m "$map" --today 2026-11-23 -f xml --pretty -o "$out/all.xml" "$data/screenings.csv"
+head -c 200 "$out/all.xml" | grep -q '<Bundle xmlns="http://hl7.org/fhir">' || { echo "FAIL: xml root"; fail=1; }
+n=$(grep -c '<type value="transaction"/>' "$out/all.xml")
+[ "$n" -eq 151 ] || { echo "FAIL: xml has $n transaction Bundles, expected 151"; fail=1; }
+
+# Another program's layout: semicolons, Latin-1, US dates, its own labels,
+# and stdin. Only a mapping file differs, no code.
+printf 'ID;Kind;Mother;Baby;Baby born;Date;Score;Visitor\r\n' >"$out/other.csv"
+printf 'A1;Edinburgh;M1;B1;03/04/2025;7/5/2026;12;V1\r\n' >>"$out/other.csv"
+printf 'A2;PHQ two;M2;B2;03/04/2025;13/5/2026;2;V1\r\n' >>"$out/other.csv"
+printf 'A3;Edinburgh;M\xe9l;B3;03/04/2025;7/6/2026;9;V2\r\n' >>"$out/other.csv"
+cat >"$out/other-mapping.json" <<JSON
+{
+  "program": {"id": "other-hv", "name": "Other HV", "identifier_base": "urn:other-hv:"},
+  "catalogs": {"instruments": "$src/conf/catalog/instruments.json",
+               "services": "$src/conf/catalog/services.json"},
+  "sources": [{
+    "name": "visits", "record_type": "screening", "files": ["*.csv"],
+    "format": "csv", "delimiter": ";", "encoding": "latin1", "date_format": "M/D/YYYY",
+    "fields": {
+      "record_id": "ID",
+      "screening.instrument": {"from": "Kind", "map": {"Edinburgh": "EPDS", "PHQ two": "PHQ-2"}},
+      "caregiver.id": "Mother",
+      "child.id": "Baby",
+      "child.birth_date": {"from": "Baby born", "date_format": "MM/DD/YYYY"},
+      "screening.date": "Date",
+      "screening.total_score": "Score",
+      "home_visitor.id": "Visitor",
+      "caregiver.relationship": {"value": "mother"}
+    }
+  }]
+}
+JSON
+expect 65 "other layout via stdin" sh -c "\"$hvgate\" map -m \"$out/other-mapping.json\" --source visits --today 2026-11-23 - < \"$out/other.csv\" > \"$out/other.ndjson\""
+has "$out/e.txt" "-:3: Date: 13/5/2026 does not exist"
+n=$(wc -l <"$out/other.ndjson")
+[ "$n" -eq 2 ] || { echo "FAIL: other layout gave $n Bundles, expected 2"; fail=1; }
+grep -q '"system":"urn:other-hv:caregiver","value":"M\\u00e9l"\|"value":"Mél"' "$out/other.ndjson" \
+  || { echo "FAIL: Latin-1 caregiver id not converted"; fail=1; }
+
+[ $fail -eq 0 ] && echo "cli: ok"
+exit $fail

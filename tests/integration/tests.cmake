@@ -1,0 +1,7 @@
+# End-to-end runs of the hvgate binary on the sample program export.
+add_test(NAME integration.map_sample
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/map_sample.sh $<TARGET_FILE:hvgate>
+          ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/map_sample)
+add_test(NAME integration.cli
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/cli.sh $<TARGET_FILE:hvgate>
+          ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/cli)
