@@ -33,6 +33,7 @@ struct hv_mapper {
   hvg_arena run_arena;   /* file names for the whole run */
   unsigned long line;
   unsigned char bad[HV_F__COUNT]; /* field already reported this record */
+  int oom;                        /* memory ran out in this record */
   /* screening ids */
   hv__idslot *ids;
   size_t ids_cap, ids_len;
@@ -235,6 +236,16 @@ static const char *hv__trim(hvg_arena *a, const char *s, size_t n) {
   return hvg_arena_strndup(a, s, n);
 }
 
+static size_t hv__trim_len(const char *s, size_t n) {
+  while (n && isspace((unsigned char)*s)) {
+    s++;
+    n--;
+  }
+  while (n && isspace((unsigned char)s[n - 1]))
+    n--;
+  return n;
+}
+
 static const char *hv__vmap(const hv_fieldmap *fm, const char *v) {
   for (size_t i = 0; fm && i < fm->n_map; i++)
     if (strcasecmp(fm->map[i].from, v) == 0)
@@ -307,6 +318,10 @@ static void hv__field(hv_mapper *mp, const hv_row *row, const hv_fieldmap *fm,
         return;
       }
       v = hv__trim(a, row->val[s], row->len[s]);
+      if (!v && hv__trim_len(row->val[s], row->len[s])) {
+        mp->oom = 1;
+        return;
+      }
     }
   } else if (fm->value) {
     v = fm->value;
@@ -400,7 +415,7 @@ static void hv__field(hv_mapper *mp, const hv_row *row, const hv_fieldmap *fm,
     }
     v = bad || !out.len ? NULL : hvg_arena_strdup(a, out.data);
     hvg_buf_free(&out);
-    if (bad)
+    if (bad || !out.len)
       return;
     break;
   }
@@ -419,7 +434,7 @@ static void hv__field(hv_mapper *mp, const hv_row *row, const hv_fieldmap *fm,
     break;
   }
   if (!v) {
-    hv__issue(res, HV_SEV_ERROR, key, "out of memory");
+    mp->oom = 1;
     return;
   }
   res->rec.v[fm->field] = v;
@@ -701,8 +716,11 @@ int hv_mapper_next(hv_mapper *mp, hv_result *res, hvg_err *err) {
               rerr.msg[0] ? rerr.msg : hvg_strerror(rc));
     return 1;
   }
+  mp->oom = 0;
   for (size_t i = 0; i < mp->src->n_fields; i++)
     hv__field(mp, &row, &mp->src->fields[i], res);
+  if (mp->oom)
+    return hvg_err_set(err, HVG_ENOMEM, NULL, "out of memory");
   switch (mp->src->type) {
   case HV_REC_SCREENING:
     hv__check_screening(mp, res);

@@ -220,6 +220,47 @@ static int hv__add_field(hv_reader *r, char *p, size_t n) {
   return 0;
 }
 
+/* Makes sure the whole record at buf[start] is in the window (its line end
+ * is, or the input ended), so that parsing, which unescapes in place, never
+ * has to read more. Quotes open only at a field's start, as in the parser. */
+static int hv__csv_complete(hv_reader *r) {
+  const char d = r->o.delimiter, q = r->o.quote;
+  for (;;) {
+    int inq = 0, field_start = 1;
+    for (size_t i = r->start; i < r->end; i++) {
+      char c = r->buf[i];
+      if (inq) {
+        if (c == q) {
+          if (i + 1 >= r->end)
+            break; /* need the next byte to tell "" from a closing quote */
+          if (r->buf[i + 1] == q)
+            i++;
+          else
+            inq = 0;
+        }
+        continue;
+      }
+      if (c == q && field_start) {
+        inq = 1;
+        field_start = 0;
+      } else if (c == '\n') {
+        return 1;
+      } else if (c == '\r') {
+        if (i + 1 < r->end)
+          return 1;
+        break; /* need the next byte to see a CRLF */
+      } else {
+        field_start = c == d;
+      }
+    }
+    if (r->eof)
+      return 1;
+    int rc = hv__fill(r);
+    if (rc < 0)
+      return rc;
+  }
+}
+
 /* Parses one CSV record starting at buf[start]. Returns 1 (record, fields
  * set, start advanced), 0 (EOF), or an error. Lines consumed are counted. */
 static int hv__csv_record(hv_reader *r, unsigned long *first_line,
@@ -241,6 +282,12 @@ static int hv__csv_record(hv_reader *r, unsigned long *first_line,
     if (rc == 0)
       return 0;
   }
+  int rc0 = hv__csv_complete(r);
+  if (rc0 == HVG_ETOOBIG)
+    return hvg_err_set(err, rc0, NULL, "record larger than %zu bytes",
+                       r->o.max_record);
+  if (rc0 < 0)
+    return hvg_err_set(err, rc0, NULL, "cannot read input");
 restart:
   r->nfields = 0;
   *first_line = r->line;

@@ -1,0 +1,217 @@
+/* fhir_writer and fhir_build: exact JSON and XML output, FHIR's "no empty
+ * values" rules, sticky errors, and builders refusing bad input unwritten. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "fhir_build.h"
+#include "fhir_check.h"
+#include "fhir_uuid.h"
+
+#include <string.h>
+
+static void patient(fhir_writer *w) {
+  fhir_w_resource_begin(w, NULL, "Patient");
+  fhir_w_string(w, "id", "p1");
+  fhir_w_array_begin(w, "extension");
+  fhir_w_object_begin(w, NULL);
+  fhir_w_string(w, "url", "http://x/e");
+  fhir_w_string(w, "valueString", "a\"<&\n");
+  fhir_w_object_end(w);
+  fhir_w_array_end(w);
+  fhir_w_array_begin(w, "identifier");
+  fhir_w_object_begin(w, NULL);
+  fhir_w_string(w, "id", "i1");
+  fhir_w_string(w, "system", "s");
+  fhir_w_string(w, "value", "v");
+  fhir_w_object_end(w);
+  fhir_w_array_end(w);
+  fhir_w_array_begin(w, "telecom"); /* empty: must vanish */
+  fhir_w_object_begin(w, NULL);
+  fhir_w_string(w, "value", "");
+  fhir_w_object_end(w);
+  fhir_w_array_end(w);
+  fhir_w_array_begin(w, "name");
+  fhir_w_object_begin(w, NULL);
+  fhir_w_array_begin(w, "given");
+  fhir_w_string(w, NULL, "A");
+  fhir_w_string(w, NULL, "B");
+  fhir_w_array_end(w);
+  fhir_w_object_end(w);
+  fhir_w_array_end(w);
+  fhir_w_bool(w, "active", 1);
+  fhir_w_resource_end(w);
+}
+
+static void test_json_exact(void **state) {
+  (void)state;
+  hvg_buf b;
+  hvg_buf_init(&b, 4096);
+  fhir_writer w;
+  fhir_w_init(&w, &b, FHIR_JSON, 0);
+  patient(&w);
+  assert_int_equal(fhir_w_finish(&w), 0);
+  assert_string_equal(
+      b.data,
+      "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"extension\":[{\"url\":"
+      "\"http://x/e\",\"valueString\":\"a\\\"<&\\n\"}],\"identifier\":[{\"id\":"
+      "\"i1\",\"system\":\"s\",\"value\":\"v\"}],\"name\":[{\"given\":[\"A\","
+      "\"B\"]}],\"active\":true}");
+  hvg_buf_free(&b);
+}
+
+static void test_xml_exact(void **state) {
+  (void)state;
+  hvg_buf b;
+  hvg_buf_init(&b, 4096);
+  fhir_writer w;
+  fhir_w_init(&w, &b, FHIR_XML, FHIR_W_NO_XMLDECL);
+  patient(&w);
+  assert_int_equal(fhir_w_finish(&w), 0);
+  assert_string_equal(
+      b.data,
+      "<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"p1\"/><extension "
+      "url=\"http://x/e\"><valueString value=\"a&quot;&lt;&amp;&#10;\"/>"
+      "</extension><identifier id=\"i1\"><system value=\"s\"/><value "
+      "value=\"v\"/></identifier><name><given value=\"A\"/><given "
+      "value=\"B\"/></name><active value=\"true\"/></Patient>");
+  hvg_buf_free(&b);
+}
+
+static void test_nested_resource_xml(void **state) {
+  (void)state;
+  hvg_buf b;
+  hvg_buf_init(&b, 4096);
+  fhir_writer w;
+  fhir_w_init(&w, &b, FHIR_XML, FHIR_W_NO_XMLDECL);
+  hvg_err err;
+  assert_int_equal(fhir_bundle_begin(&w, NULL, "collection", NULL, &err), 0);
+  fhir_bundle_entry_begin(&w, "urn:uuid:x");
+  fhir_organization o = {&(fhir_identifier){"urn:s", "1"}, "Org"};
+  assert_int_equal(fhir_organization_write(&w, &o, &err), 0);
+  assert_int_equal(fhir_bundle_entry_end(&w, NULL, &err), 0);
+  fhir_bundle_end(&w);
+  assert_int_equal(fhir_w_finish(&w), 0);
+  assert_non_null(strstr(b.data, "<entry><fullUrl value=\"urn:uuid:x\"/>"
+                                 "<resource><Organization><identifier>"));
+  assert_non_null(strstr(b.data, "</Organization></resource></entry>"));
+  hvg_buf_free(&b);
+}
+
+static void test_sticky_errors(void **state) {
+  (void)state;
+  hvg_buf b;
+  hvg_buf_init(&b, 40); /* too small on purpose */
+  fhir_writer w;
+  fhir_w_init(&w, &b, FHIR_JSON, 0);
+  patient(&w);
+  assert_int_equal(fhir_w_finish(&w), HVG_ETOOBIG);
+  assert_true(b.len <= 40);
+  hvg_buf_free(&b);
+
+  hvg_buf_init(&b, 4096);
+  fhir_w_init(&w, &b, FHIR_JSON, 0);
+  fhir_w_resource_begin(&w, NULL, "Observation");
+  fhir_w_number(&w, "valueDecimal", "1.5.2");
+  assert_int_equal(fhir_w_error(&w), HVG_EFORMAT);
+  fhir_w_init(&w, &b, FHIR_JSON, 0);
+  fhir_w_resource_begin(&w, NULL, "Observation");
+  assert_int_equal(fhir_w_finish(&w), HVG_ESTATE); /* unbalanced */
+  fhir_w_init(&w, &b, FHIR_XML, 0);
+  fhir_w_resource_begin(&w, NULL, "Patient");
+  fhir_w_string(&w, "name", "bad\x01control");
+  assert_int_equal(fhir_w_error(&w), HVG_EENCODING);
+  hvg_buf_free(&b);
+}
+
+static void test_builder_refuses_unwritten(void **state) {
+  (void)state;
+  hvg_buf b;
+  hvg_buf_init(&b, 4096);
+  fhir_writer w;
+  fhir_w_init(&w, &b, FHIR_JSON, 0);
+  hvg_err err;
+  fhir_concept code = {NULL, 0, "x"};
+  fhir_ref subj = {"urn:uuid:a", NULL, NULL, NULL};
+  fhir_observation o = {0};
+  o.status = "done"; /* not in ObservationStatus */
+  o.code = &code;
+  o.subject = &subj;
+  assert_int_equal(fhir_observation_write(&w, &o, &err), HVG_EUNKNOWN);
+  assert_string_equal(err.field, "Observation.status");
+  assert_int_equal(b.len, 0);
+  o.status = "final";
+  o.effective = "2026-02-30";
+  assert_int_equal(fhir_observation_write(&w, &o, &err), HVG_EFORMAT);
+  assert_int_equal(b.len, 0);
+  o.effective = "2026-02-28";
+  o.value_integer = "12x";
+  assert_int_equal(fhir_observation_write(&w, &o, &err), HVG_EFORMAT);
+  o.value_integer = "12";
+  assert_int_equal(fhir_observation_write(&w, &o, &err), 0);
+  assert_non_null(strstr(b.data, "\"valueInteger\":12"));
+  hvg_buf_free(&b);
+}
+
+static void test_checks(void **state) {
+  (void)state;
+  assert_true(fhir_check_date("2024"));
+  assert_true(fhir_check_date("2024-02"));
+  assert_true(fhir_check_date("2024-02-29"));
+  assert_false(fhir_check_date("2026-02-29"));
+  assert_false(fhir_check_date("2026-02-30"));
+  assert_false(fhir_check_date("2026-13-01"));
+  assert_false(fhir_check_date("26-01-01"));
+  assert_true(fhir_check_datetime("2026-01-01T10:00:00Z"));
+  assert_true(fhir_check_datetime("2026-01-01T10:00:00.123+05:30"));
+  assert_false(fhir_check_datetime("2026-01-01T10:00:00"));
+  assert_false(fhir_check_datetime("2026-01-01T25:00:00Z"));
+  assert_true(fhir_check_instant("2026-01-01T10:00:00Z"));
+  assert_false(fhir_check_instant("2026-01-01"));
+  assert_true(fhir_check_code("in-progress"));
+  assert_true(fhir_check_code("a b"));
+  assert_false(fhir_check_code(" a"));
+  assert_false(fhir_check_code("a  b"));
+  assert_false(fhir_check_code(""));
+  assert_true(fhir_check_id("abc-1.2"));
+  assert_false(fhir_check_id("a_b"));
+  long d;
+  assert_int_equal(fhir_date_days("1970-01-02", &d), 0);
+  assert_int_equal(d, 1);
+  assert_int_equal(fhir_date_days("2000-03-01", &d), 0);
+  assert_int_equal(d, 11017);
+}
+
+static void test_uuid5(void **state) {
+  (void)state;
+  /* RFC 4122 DNS namespace, name "python.org": a published test vector */
+  static const unsigned char dns[16] = {0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad,
+                                        0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0,
+                                        0x4f, 0xd4, 0x30, 0xc8};
+  char out[FHIR_UUID_LEN + 1];
+  assert_int_equal(fhir_uuid5(dns, "python.org", 10, out), 0);
+  assert_string_equal(out, "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+  char a[FHIR_URN_UUID_SIZE], b[FHIR_URN_UUID_SIZE];
+  assert_int_equal(fhir_uuid_for_identifier("Patient", "urn:s", "1", a), 0);
+  assert_int_equal(fhir_uuid_for_identifier("Patient", "urn:s", "1", b), 0);
+  assert_string_equal(a, b); /* deterministic */
+  assert_int_equal(fhir_uuid_for_identifier("RelatedPerson", "urn:s", "1", b),
+                   0);
+  assert_string_not_equal(a, b); /* type is part of the name */
+  assert_int_equal(strncmp(a, "urn:uuid:", 9), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_json_exact),
+      cmocka_unit_test(test_xml_exact),
+      cmocka_unit_test(test_nested_resource_xml),
+      cmocka_unit_test(test_sticky_errors),
+      cmocka_unit_test(test_builder_refuses_unwritten),
+      cmocka_unit_test(test_checks),
+      cmocka_unit_test(test_uuid5),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
