@@ -30,7 +30,11 @@ int hvg_buf_printf(hvg_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-int hvg_buf_vprintf(hvg_buf *b, const char *fmt, va_list ap);
+int hvg_buf_vprintf(hvg_buf *b, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 0)))
+#endif
+    ;
 
 /* Make room for n more bytes; returns a pointer to write them at (commit with
  * hvg_buf_commit) or NULL on HVG_ETOOBIG/HVG_ENOMEM (buffer unchanged). */

@@ -326,8 +326,16 @@ static void hv__field(hv_mapper *mp, const hv_row *row, const hv_fieldmap *fm,
   } else if (fm->value) {
     v = fm->value;
   }
-  if (v)
+  if (v) {
+    /* FHIR strings allow no C0 controls but tab, CR and LF */
+    for (const char *p = v; *p; p++)
+      if ((unsigned char)*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r') {
+        hv__issue(res, HV_SEV_ERROR, key, "contains control characters");
+        mp->bad[fm->field] = 1;
+        return;
+      }
     v = hv__vmap(fm, v);
+  }
   if ((!v || !*v) && fm->def)
     v = fm->def;
   if (!v || !*v) {

@@ -519,6 +519,7 @@ int hv_tofhir_bundle(const hv_tofhir *t, fhir_writer *w, const hv_result *res,
   if (res->rejected)
     return hvg_err_set(err, HVG_EINVAL, NULL, "record was rejected");
   hv__ctx c = {t, w, &res->rec, a, err};
+  hvg_err_clear(err);
   HV_TRY(fhir_bundle_begin(w, NULL, "transaction", NULL, err));
   int rc = HVG_EINVAL;
   switch (res->rec.type) {
@@ -538,8 +539,12 @@ int hv_tofhir_bundle(const hv_tofhir *t, fhir_writer *w, const hv_result *res,
                      "to outbound Bundles");
     break;
   }
-  if (rc)
-    return rc;
-  fhir_bundle_end(w);
-  return fhir_w_error(w);
+  if (!rc) {
+    fhir_bundle_end(w);
+    rc = fhir_w_error(w);
+  }
+  if (rc && err && !err->msg[0])
+    hvg_err_set(err, rc, NULL, "cannot write the Bundle: %s",
+                hvg_strerror(rc));
+  return rc;
 }

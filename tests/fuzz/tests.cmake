@@ -1,0 +1,20 @@
+# libFuzzer targets (clang, -DHVG_FUZZ=ON): every tests/fuzz/fuzz_*.c is a
+# target run by ctest for HVG_FUZZ_SECONDS over its seed corpus.
+if(HVG_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "HVG_FUZZ needs clang (-DCMAKE_C_COMPILER=clang)")
+  endif()
+  set(HVG_FUZZ_SECONDS 20 CACHE STRING "seconds each fuzz target runs")
+  file(GLOB HVG_FUZZERS CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/fuzz_*.c)
+  foreach(src ${HVG_FUZZERS})
+    get_filename_component(name ${src} NAME_WE)
+    add_executable(${name} ${src})
+    target_link_libraries(${name} PRIVATE hvg_gateway_lib)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_compile_definitions(${name} PRIVATE HVG_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+    set(corpus ${CMAKE_CURRENT_BINARY_DIR}/corpus_${name})
+    add_test(NAME fuzz.${name}
+      COMMAND sh -c "mkdir -p ${corpus} && exec $<TARGET_FILE:${name}> -max_total_time=${HVG_FUZZ_SECONDS} -timeout=10 -rss_limit_mb=2048 ${corpus} ${CMAKE_CURRENT_LIST_DIR}/corpus/${name}")
+    set_tests_properties(fuzz.${name} PROPERTIES TIMEOUT 900)
+  endforeach()
+endif()
