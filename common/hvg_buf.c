@@ -33,6 +33,13 @@ static int hvg__buf_grow(hvg_buf *b, size_t n) {
 }
 
 int hvg_buf_add(hvg_buf *b, const void *p, size_t n) {
+  /* fast path: room already there (the cap was checked when it was made) */
+  if (n < b->cap - b->len && b->len + n <= b->max) {
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+  }
   int rc = hvg__buf_grow(b, n);
   if (rc)
     return rc;
