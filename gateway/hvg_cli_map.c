@@ -418,9 +418,9 @@ int hvg_cli_map(int argc, char **argv) {
       }
     }
     if (rc < 0) {
-      fprintf(stderr, "%s:%s: %s (the rest of this file is not read)\n", path,
-              err.field[0] ? err.field : "?", err.msg[0] ? err.msg
-                                                         : hvg_strerror(rc));
+      fprintf(stderr, "%s:%lu: %s (the rest of this file is not read)\n",
+              path, hv_mapper_line(mp),
+              err.msg[0] ? err.msg : hvg_strerror(rc));
       if (exit_code == HVG_EXIT_OK)
         exit_code = HVG_EXIT_DATAERR;
     }

@@ -61,7 +61,7 @@ int hv_mapper_open_mem(hv_mapper *mp, const char *name, const char *data,
 
 /* Next record: 1 with *res filled (res->rejected tells whether it passed),
  * 0 at the end of the file, or a fatal reader error (< 0, err filled, the
- * file's remaining records are lost; err->field holds the line). */
+ * file's remaining records are lost; hv_mapper_line gives the line). */
 int hv_mapper_next(hv_mapper *mp, hv_result *res, hvg_err *err);
 
 /* Finish the current file (also done by open and free). */

@@ -146,15 +146,22 @@ static void hv__ptr(char *dst, size_t cap, const char *base, const char *key) {
 static void hv__ml_only(hv__ml *l, const cJSON *obj, const char *ptr,
                         const char *const *allowed) {
   const cJSON *it;
+  if (!cJSON_IsObject(obj))
+    return; /* the caller reports the wrong type */
   cJSON_ArrayForEach(it, obj) {
     int ok = 0;
     for (const char *const *a = allowed; *a && !ok; a++)
       ok = strcmp(*a, it->string) == 0;
-    if (!ok && it->string[0] != '$' && strcmp(it->string, "description")) {
-      char p[512];
-      hv__ptr(p, sizeof p, ptr, it->string);
+    if (ok)
+      continue;
+    char p[512];
+    hv__ptr(p, sizeof p, ptr, it->string);
+    if (it->string[0] != '$' && strcmp(it->string, "description"))
       hv__ml_err(l, p, "unknown key '%s'", it->string);
-    }
+    else if (!cJSON_IsString(it) && (!strcmp(it->string, "description") ||
+                                     !strcmp(it->string, "$schema")))
+      hv__ml_err(l, p, "'%s' must be a string", it->string);
+    /* other "$..." keys are the author's comments, of any type */
   }
 }
 
@@ -207,6 +214,34 @@ static int hv__format(const char *s, hv_input_format *out) {
   return -1;
 }
 
+/* A constant the mapping supplies for a coded field (value, default, map
+ * target) must be one of the field's canonical codes, or every record would
+ * be rejected at map time; lists (consent scope) are checked item by item. */
+static void hv__ml_code(hv__ml *l, hv_field f, const char *ptr, const char *key,
+                        const char *v) {
+  const char *const *codes = hv_field_codes(f);
+  if (!v || !codes)
+    return;
+  const hv_field_info *fi = hv_field_get(f);
+  for (const char *p = v; *p;) {
+    size_t n = fi->type == HV_T_LIST ? strcspn(p, ",") : strlen(p);
+    int ok = 0;
+    for (const char *const *c = codes; *c && !ok; c++)
+      ok = strlen(*c) == n && strncasecmp(*c, p, n) == 0;
+    if (!ok) {
+      char cp[600], list[256] = "";
+      hv__ptr(cp, sizeof cp, ptr, key);
+      for (const char *const *c = codes; *c; c++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                 c == codes ? "" : ", ", *c);
+      hv__ml_err(l, cp, "'%.*s' is not a code of %s (%s)", (int)n, p,
+                 fi->name, list);
+      return;
+    }
+    p += n + (p[n] == ',');
+  }
+}
+
 static void hv__ml_field(hv__ml *l, hv_source *src, const cJSON *jf,
                          const char *ptr, hv_fieldmap *fm) {
   if (cJSON_IsString(jf)) {
@@ -238,6 +273,8 @@ static void hv__ml_field(hv__ml *l, hv_source *src, const cJSON *jf,
     hv__ml_err(l, ptr, "needs 'from', 'value' or 'default'");
   if (fm->from && fm->value)
     hv__ml_err(l, ptr, "'from' and 'value' exclude each other");
+  hv__ml_code(l, fm->field, ptr, "value", fm->value);
+  hv__ml_code(l, fm->field, ptr, "default", fm->def);
   fm->date_format = hv__ml_str(l, jf, "date_format", ptr, 0);
   const hv_field_info *fi = hv_field_get(fm->field);
   if (fm->date_format) {
@@ -274,6 +311,7 @@ static void hv__ml_field(hv__ml *l, hv_source *src, const cJSON *jf,
         hv__ml_err(l, ip, "must map to a string");
         continue;
       }
+      hv__ml_code(l, fm->field, p, it->string, it->valuestring);
       vm[k].from = hv__ml_dup(l, it->string);
       vm[k].to = hv__ml_dup(l, it->valuestring);
       k++;
@@ -531,7 +569,10 @@ int hv_mapping_load(hv_mapping **out, const char *path,
   }
   const cJSON *cats = cJSON_GetObjectItemCaseSensitive(root, "catalogs");
   const char *ins = NULL, *svc = NULL;
-  if (cats) {
+  if (cats && !cJSON_IsObject(cats)) {
+    hv__ml_err(&l, "/catalogs",
+               "'catalogs' must be an object {instruments, services}");
+  } else if (cats) {
     static const char *const ck[] = {"instruments", "services", NULL};
     hv__ml_only(&l, cats, "/catalogs", ck);
     ins = hv__ml_str(&l, cats, "instruments", "/catalogs", 0);

@@ -1,9 +1,11 @@
-/* hv_reader — streaming CSV (RFC 4180) and NDJSON readers.
+/* hv_reader — the reader API, the input window, and the CSV (RFC 4180) and
+ * NDJSON formats; JSON arrays are in hv_reader_json.c, XML in
+ * hv_reader_xml.c.
  *
  * Input is read in 64 KiB chunks into a window that holds at most one record
  * (opts.max_record); fields are NUL-terminated in place, quoted fields
  * unescaped in place, so a record costs no allocation. */
-#include "hv_reader.h"
+#include "hv_reader_int.h"
 
 #include "hvg_buf.h"
 
@@ -15,40 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HV__CHUNK ((size_t)64 * 1024)
-#define HV__MAX_KEYS 256
-#define HV__MAX_COLS 1024
-
-struct hv_reader {
-  hv_reader_opts o;
-  const char *name;
-  int fd; /* -1 for memory input */
-  const char *mem;
-  size_t mem_len, mem_off;
-  char *buf; /* window: [start, end) unread */
-  size_t cap, start, end;
-  int eof;
-  int failed;
-  unsigned long line; /* physical line of buf[start] */
-  unsigned long long consumed;
-  /* CSV */
-  char **cols; /* header names */
-  size_t ncols;
-  char **fields; /* current record */
-  size_t *flen;
-  size_t nfields, fields_cap;
-  /* bound keys */
-  char *keys[HV__MAX_KEYS];
-  int key_col[HV__MAX_KEYS]; /* CSV column, -1 absent */
-  size_t nkeys;
-  const char *val[HV__MAX_KEYS];
-  size_t len[HV__MAX_KEYS];
-  /* NDJSON */
-  cJSON *json;
-  hvg_buf conv; /* encoding conversion / JSON value text */
-};
-
-static int hv__fill(hv_reader *r) {
+int hv__fill(hv_reader *r) {
   if (r->eof)
     return 0;
   if (r->start > 0 && r->start == r->end) {
@@ -164,7 +133,7 @@ static int hv__put_utf8(hvg_buf *b, unsigned cp) {
 }
 
 /* Make a field UTF-8: returns the text to use (in place or in r->conv). */
-static int hv__decode(hv_reader *r, const char *s, size_t n, const char **out,
+int hv__decode(hv_reader *r, const char *s, size_t n, const char **out,
                       size_t *outlen, hvg_err *err) {
   if (r->o.encoding == HV_ENC_UTF8) {
     size_t bad;
@@ -415,18 +384,20 @@ static int hv__open_common(hv_reader *r, hvg_err *err) {
   /* converted values are handed out as pointers into conv, so it must never
    * move while a record is read: reserve its whole cap once. */
   hvg_buf_init(&r->conv, r->o.max_record * 3 + 1024);
-  if ((r->o.encoding != HV_ENC_UTF8 || r->o.format == HV_IN_NDJSON) &&
+  if ((r->o.encoding != HV_ENC_UTF8 || r->o.format == HV_IN_NDJSON ||
+       r->o.format == HV_IN_JSON) &&
       !hvg_buf_reserve(&r->conv, r->conv.max))
     return hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
-  if (r->o.format == HV_IN_JSON || r->o.format == HV_IN_XML)
-    return hvg_err_set(err, HVG_EINVAL, NULL,
-                       "this build reads CSV and NDJSON exports");
+  if (r->o.format == HV_IN_XML)
+    return hv__xml_open(r, err); /* libxml2 reads the input and its BOM */
   /* BOM */
   int rc = hv__fill(r);
   if (rc < 0)
     return hvg_err_set(err, rc, NULL, "cannot read input");
   if (r->end - r->start >= 3 && memcmp(r->buf + r->start, "\xEF\xBB\xBF", 3) == 0)
     r->start += 3;
+  if (r->o.format == HV_IN_JSON)
+    return hv__jarr_open(r, err);
   if (r->o.format != HV_IN_CSV || r->o.no_header)
     return 0;
   unsigned long line;
@@ -508,7 +479,11 @@ int hv_reader_bind(hv_reader *r, const char *key, hvg_err *err) {
   if (r->nkeys >= HV__MAX_KEYS)
     return hvg_err_set(err, HVG_ETOOBIG, key, "too many fields");
   int col = -1;
-  if (r->o.format == HV_IN_CSV) {
+  if (r->o.format == HV_IN_XML) {
+    int rc = hv__xml_bind(r, key, err);
+    if (rc)
+      return rc;
+  } else if (r->o.format == HV_IN_CSV) {
     if (r->o.no_header) {
       char *end;
       long n = key[0] == '#' ? strtol(key + 1, &end, 10) : 0;
@@ -539,7 +514,7 @@ const char *const *hv_reader_columns(const hv_reader *r, size_t *n) {
 }
 
 /* JSON value at a dotted path as text; NULL when absent or null. */
-static const char *hv__json_path(hv_reader *r, const char *path, size_t *len) {
+const char *hv__json_path(hv_reader *r, const char *path, size_t *len) {
   const cJSON *v = r->json;
   char seg[256];
   const char *p = path;
@@ -631,6 +606,9 @@ static int hv__ndjson_next(hv_reader *r, hv_row *row, hvg_err *err) {
       n--;
     if (!n)
       continue;
+    if (n > r->o.max_record) /* fits the window, but not the limit */
+      return hvg_err_set(err, HVG_ETOOBIG, NULL,
+                         "record larger than %zu bytes", r->o.max_record);
     const char *txt;
     size_t tl;
     int rc = hv__decode(r, r->buf + s, n, &txt, &tl, err);
@@ -650,8 +628,13 @@ int hv_reader_next(hv_reader *r, hv_row *row, hvg_err *err) {
   memset(row, 0, sizeof *row);
   hvg_buf_reset(&r->conv);
   int rc;
-  if (r->o.format == HV_IN_NDJSON) {
-    rc = hv__ndjson_next(r, row, err);
+  if (r->o.format == HV_IN_XML) {
+    rc = hv__xml_next(r, row, err);
+    if (rc != 1)
+      return rc;
+  } else if (r->o.format == HV_IN_NDJSON || r->o.format == HV_IN_JSON) {
+    rc = r->o.format == HV_IN_JSON ? hv__jarr_next(r, row, err)
+                                   : hv__ndjson_next(r, row, err);
     if (rc != 1)
       return rc;
     for (size_t k = 0; k < r->nkeys; k++)
@@ -708,6 +691,7 @@ void hv_reader_close(hv_reader *r) {
   free(r->flen);
   free(r->buf);
   cJSON_Delete(r->json);
+  hv__xml_close(r);
   hvg_buf_free(&r->conv);
   free(r);
 }

@@ -24,3 +24,9 @@ hvg_add_conformance_test(map_sample_collection ${CMAKE_CURRENT_BINARY_DIR}/confo
   --today 2026-11-23 -o ${CMAKE_CURRENT_BINARY_DIR}/conformance_sample.json
   ${HVG_SAMPLE}/screenings.csv ${HVG_SAMPLE}/referrals.csv ${HVG_SAMPLE}/consents.csv)
 set_tests_properties(conformance.validator_selftest PROPERTIES FIXTURES_REQUIRED conformance_npm)
+# The JSON Schemas of conf/ (Ajv, draft 2020-12): shipped mappings and
+# catalogues validate; schema and `hvgate check-mapping` agree on
+# fixtures/mapping-bad-*.json and on variants of a valid mapping.
+add_test(NAME conformance.schemas
+  COMMAND ${NODE_EXE} ${HVG_CONF_DIR}/schemas.js ${CMAKE_SOURCE_DIR} $<TARGET_FILE:hvgate>)
+set_tests_properties(conformance.schemas PROPERTIES FIXTURES_REQUIRED conformance_npm)

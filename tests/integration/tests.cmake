@@ -5,3 +5,6 @@ add_test(NAME integration.map_sample
 add_test(NAME integration.cli
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/cli.sh $<TARGET_FILE:hvgate>
           ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/cli)
+add_test(NAME integration.readers
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/readers.sh $<TARGET_FILE:hvgate>
+          ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/readers)

@@ -158,7 +158,10 @@ static void test_mapping_errors(void **state) {
                       "  \"program\": {\"id\": \"bad id!\", \"identifier_base\": \"urn:x:\"},\n"
                       "  \"sources\": [{\"name\": \"s\", \"record_type\": \"consent\",\n"
                       "    \"fields\": {\"record_id\": \"id\", \"screening.date\": \"d\"},\n"
-                      "    \"colour\": 1}]\n"
+                      "    \"colour\": 1}, {\"name\": \"t\", \"record_type\": \"consent\",\n"
+                      "    \"fields\": {\"caregiver.relationship\": {\"value\": \"mum\"},\n"
+                      "     \"consent.scope\": {\"from\": \"s\", \"default\": \"referral,x\"}}}],\n"
+                      "  \"catalogs\": [1], \"description\": 2\n"
                       "}\n");
   hv_mapping *m;
   hvg_buf diag;
@@ -172,12 +175,29 @@ static void test_mapping_errors(void **state) {
                                     "consent records"));
   assert_non_null(strstr(diag.data, "consent records need the field "
                                     "'caregiver.id'"));
+  assert_non_null(strstr(diag.data, ":6: /sources/1/fields/caregiver."
+                                    "relationship/value: 'mum' is not a code"));
+  assert_non_null(strstr(diag.data, ":7: /sources/1/fields/consent.scope/"
+                                    "default: 'x' is not a code"));
+  assert_non_null(strstr(diag.data, ":8: /catalogs: 'catalogs' must be an "
+                                    "object"));
+  assert_non_null(strstr(diag.data, ":8: /description: 'description' must "
+                                    "be a string"));
   hvg_buf_free(&diag);
   remove(p);
 }
 
-/* The whole map path on the sample screenings, in memory. Returns the
- * number of Bundles, or -1 on any error. */
+/* The whole map path on the sample screenings in one of its formats.
+ * Returns the number of Bundles, or -1 on any error. */
+static const char *const sample_inputs[][2] = {
+    {"/conf/mappings/program-export.json", "/program-export/screenings.csv"},
+    {"/tests/data/mappings/program-export-alt.json",
+     "/program-export-alt/screenings.json"},
+    {"/tests/data/mappings/program-export-alt.json",
+     "/program-export-alt/screenings.xml"},
+};
+static int sample_format; /* index into sample_inputs */
+
 static int map_sample(void) {
   hv_mapping *m = NULL;
   hv_catalog *cat = NULL;
@@ -188,8 +208,12 @@ static int map_sample(void) {
   hvg_buf_init(&out, 64 << 20);
   hvg_arena scratch;
   hvg_arena_init(&scratch, 1 << 20);
-  if (hv_mapping_load(&m, HVG_SOURCE_DIR "/conf/mappings/program-export.json",
-                      NULL, NULL))
+  char mpath[512], dpath[512];
+  snprintf(mpath, sizeof mpath, "%s%s", HVG_SOURCE_DIR,
+           sample_inputs[sample_format][0]);
+  snprintf(dpath, sizeof dpath, "%s%s", HVG_TEST_DATA,
+           sample_inputs[sample_format][1]);
+  if (hv_mapping_load(&m, mpath, NULL, NULL))
     goto done;
   if (hv_catalog_load(&cat, m->instruments_path, m->services_path, NULL))
     goto done;
@@ -198,8 +222,8 @@ static int map_sample(void) {
     goto done;
   tf_ok = 1;
   hvg_err err;
-  if (hv_mapper_open(mp, HVG_TEST_DATA "/program-export/screenings.csv", NULL,
-                     hv_mapping_source_for(m, "screenings.csv", NULL), &err))
+  if (hv_mapper_open(mp, dpath, NULL, hv_mapping_source_for(m, dpath, NULL),
+                     &err))
     goto done;
   hv_result res;
   int rc, bundles = 0;
@@ -245,23 +269,23 @@ void *__wrap_realloc(void *p, size_t n) {
 
 static void test_map_sample_and_torture(void **state) {
   (void)state;
-  assert_int_equal(map_sample(), 151); /* 157 rows, 6 wrong on purpose */
-  /* count the allocations of one run, then fail each in turn (sampled
-   * evenly when there are many, to keep the run short) */
-  fail_at = -1;
-  alloc_count = 0;
-  long before = alloc_count;
-  fail_at = 1L << 40;
-  alloc_count = 0;
-  assert_int_equal(map_sample(), 151);
-  long total = alloc_count;
-  assert_true(total > before);
-  long step = total > 400 ? total / 400 : 1;
-  for (long i = 0; i < total; i += step) {
-    fail_at = i;
+  for (sample_format = 0; sample_format < 3; sample_format++) {
+    fail_at = -1;
+    assert_int_equal(map_sample(), 151); /* 157 rows, 6 wrong on purpose */
+    /* count the allocations of one run, then fail each in turn (sampled
+     * evenly when there are many, to keep the run short) */
+    fail_at = 1L << 40;
     alloc_count = 0;
-    int n = map_sample();
-    assert_true(n == -1 || n == 151); /* a clean failure or the full result */
+    assert_int_equal(map_sample(), 151);
+    long total = alloc_count;
+    assert_true(total > 10);
+    long step = total > 300 ? total / 300 : 1;
+    for (long i = 0; i < total; i += step) {
+      fail_at = i;
+      alloc_count = 0;
+      int n = map_sample();
+      assert_true(n == -1 || n == 151); /* a clean failure or the full result */
+    }
   }
   fail_at = -1;
 }
