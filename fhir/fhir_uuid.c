@@ -2,6 +2,7 @@
 
 #include "hvg_err.h"
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +24,45 @@ static void fu__format(const unsigned char h[16], char *out) {
   out[o] = '\0';
 }
 
-int fhir_uuid5(const unsigned char ns[16], const char *name, size_t len,
-               char *out) {
+struct fhir_uuid_gen {
+  EVP_MD *sha1;
+  EVP_MD_CTX *ctx;
+};
+
+fhir_uuid_gen *fhir_uuid_gen_new(void) {
+  fhir_uuid_gen *g = calloc(1, sizeof *g);
+  if (!g)
+    return NULL;
+  g->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+  g->ctx = EVP_MD_CTX_new();
+  if (!g->sha1 || !g->ctx) {
+    fhir_uuid_gen_free(g);
+    return NULL;
+  }
+  return g;
+}
+
+void fhir_uuid_gen_free(fhir_uuid_gen *g) {
+  if (!g)
+    return;
+  EVP_MD_CTX_free(g->ctx);
+  EVP_MD_free(g->sha1);
+  free(g);
+}
+
+int fhir_uuid5(fhir_uuid_gen *g, const unsigned char ns[16], const char *name,
+               size_t len, char *out) {
   if (!ns || (!name && len) || !out)
     return HVG_EINVAL;
+  unsigned char h[SHA_DIGEST_LENGTH];
+  if (g) {
+    if (!EVP_DigestInit_ex(g->ctx, g->sha1, NULL) ||
+        !EVP_DigestUpdate(g->ctx, ns, 16) ||
+        (len && !EVP_DigestUpdate(g->ctx, name, len)) ||
+        !EVP_DigestFinal_ex(g->ctx, h, NULL))
+      return HVG_ENOMEM; /* OpenSSL fails here only for lack of memory */
+    goto format;
+  }
   unsigned char stackbuf[512];
   unsigned char *buf = stackbuf;
   if (len > sizeof stackbuf - 16) {
@@ -37,18 +73,18 @@ int fhir_uuid5(const unsigned char ns[16], const char *name, size_t len,
   memcpy(buf, ns, 16);
   if (len)
     memcpy(buf + 16, name, len);
-  unsigned char h[SHA_DIGEST_LENGTH];
   SHA1(buf, len + 16, h);
   if (buf != stackbuf)
     free(buf);
+format:
   h[6] = (unsigned char)((h[6] & 0x0f) | 0x50);
   h[8] = (unsigned char)((h[8] & 0x3f) | 0x80);
   fu__format(h, out);
   return 0;
 }
 
-int fhir_uuid_for_identifier(const char *type, const char *system,
-                             const char *value, char *out) {
+int fhir_uuid_for_identifier(fhir_uuid_gen *g, const char *type,
+                             const char *system, const char *value, char *out) {
   if (!type || !system || !value || !out)
     return HVG_EINVAL;
   char stackbuf[480];
@@ -63,7 +99,7 @@ int fhir_uuid_for_identifier(const char *type, const char *system,
   name[lt + 1 + ls] = '|';
   memcpy(name + lt + 2 + ls, value, lv);
   memcpy(out, "urn:uuid:", 9);
-  int rc = fhir_uuid5(fhir_uuid_ns_identifier, name, n, out + 9);
+  int rc = fhir_uuid5(g, fhir_uuid_ns_identifier, name, n, out + 9);
   if (name != stackbuf)
     free(name);
   return rc;

@@ -1,5 +1,6 @@
 #include "fhir_writer.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,10 +22,19 @@ void fhir_w_init(fhir_writer *w, hvg_buf *out, fhir_format fmt,
 
 int fhir_w_error(const fhir_writer *w) { return w->err; }
 
-static void w__add(fhir_writer *w, const char *p, size_t n) {
+/* The hot path of every Bundle: most appends are a few bytes into a buffer
+ * that already has room, so that case is inline and skips the NUL the
+ * buffer keeps after its content; fhir_w_finish restores it. */
+static inline void w__add(fhir_writer *w, const char *p, size_t n) {
+  hvg_buf *b = w->out;
+  if (!w->err && b->cap - b->len > n && b->len + n <= b->max) {
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return;
+  }
   if (w->err)
     return;
-  int rc = hvg_buf_add(w->out, p, n);
+  int rc = hvg_buf_add(b, p, n);
   if (rc)
     w->err = rc;
 }
@@ -48,9 +58,26 @@ static void w__indent(fhir_writer *w, int level) {
 
 /* JSON string body, escaping only what RFC 8259 requires. Runs of plain bytes
  * are copied at once. */
+/* Nonzero when one of the 8 bytes in v is a control character, '"' or '\\'
+ * (bit tricks from "Bit Twiddling Hacks": hasless and haszero of v^c). */
+static inline uint64_t w__json_special8(uint64_t v) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+  return (((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b)) &
+         highs;
+}
+
 static void w__json_escaped(fhir_writer *w, const char *s, size_t n) {
   size_t start = 0;
   for (size_t i = 0; i < n; i++) {
+    if (i + 8 <= n) { /* skip plain runs 8 bytes at a time */
+      uint64_t v;
+      memcpy(&v, s + i, 8);
+      if (!w__json_special8(v)) {
+        i += 7;
+        continue;
+      }
+    }
     unsigned char c = (unsigned char)s[i];
     if (c >= 0x20 && c != '"' && c != '\\')
       continue;
@@ -493,11 +520,15 @@ void fhir_w_prim_end(fhir_writer *w) {
 }
 
 int fhir_w_finish(fhir_writer *w) {
+  if (w->out->data) /* w__add's fast path leaves the NUL out */
+    w->out->data[w->out->len] = '\0';
   if (w->err)
     return w->err;
   if (w->depth)
     return HVG_ESTATE;
   if (w->flags & FHIR_W_PRETTY)
     w__add(w, "\n", 1);
+  if (w->out->data)
+    w->out->data[w->out->len] = '\0';
   return w->err;
 }

@@ -92,7 +92,8 @@ void fhir_w_prim_end(fhir_writer *w);
 /* First error, or 0. */
 int fhir_w_error(const fhir_writer *w);
 
-/* Check that every begin has its end; returns the sticky error, HVG_ESTATE
+/* Check that every begin has its end and NUL-terminate the buffer (appends
+ * skip that while writing); returns the sticky error, HVG_ESTATE
  * when elements are still open, or 0. */
 int fhir_w_finish(fhir_writer *w);
 

@@ -87,7 +87,7 @@ static int hv__cl_num(hv__cl *l, const cJSON *obj, const char *key,
   if (!v)
     return 0;
   if (!cJSON_IsNumber(v)) {
-    char p[256];
+    char p[640];
     snprintf(p, sizeof p, "%s/%s", ptr, key);
     hv__cl_err(l, p, "must be a number%s", "");
     return 0;

@@ -51,16 +51,21 @@ int hv_tofhir_init(hv_tofhir *t, const hv_mapping *m, const hv_catalog *cat) {
   t->sys_consent = hvg_arena_printf(a, "%sconsent", b);
   t->sys_org = hvg_arena_printf(a, "%sorganization", b);
   t->sys_program = hvg_arena_printf(a, "%sprogram", b);
-  if (!t->sys_child || !t->sys_caregiver || !t->sys_home_visitor ||
+  t->uuid = fhir_uuid_gen_new();
+  if (!t->uuid || !t->sys_child || !t->sys_caregiver || !t->sys_home_visitor ||
       !t->sys_screening || !t->sys_referral || !t->sys_task ||
       !t->sys_consent || !t->sys_org || !t->sys_program) {
-    hvg_arena_free(&t->arena);
+    hv_tofhir_free(t);
     return HVG_ENOMEM;
   }
   return 0;
 }
 
-void hv_tofhir_free(hv_tofhir *t) { hvg_arena_free(&t->arena); }
+void hv_tofhir_free(hv_tofhir *t) {
+  hvg_arena_free(&t->arena);
+  fhir_uuid_gen_free(t->uuid);
+  t->uuid = NULL;
+}
 
 /* ---- entries ---------------------------------------------------------- */
 
@@ -72,12 +77,12 @@ typedef struct hv__res {
   fhir_ref ref; /* reference to it from other entries */
 } hv__res;
 
-static int hv__res_init(hv__res *r, const char *type, const char *system,
+static int hv__res_init(fhir_uuid_gen *g, hv__res *r, const char *type, const char *system,
                         const char *value, hvg_err *err) {
   r->type = type;
   r->id.system = system;
   r->id.value = value;
-  int rc = fhir_uuid_for_identifier(type, system, value, r->urn);
+  int rc = fhir_uuid_for_identifier(g, type, system, value, r->urn);
   if (rc)
     return hvg_err_set(err, rc, NULL, "cannot derive resource id");
   memset(&r->ref, 0, sizeof r->ref);
@@ -86,40 +91,42 @@ static int hv__res_init(hv__res *r, const char *type, const char *system,
 }
 
 /* FHIR search token escaping (\ | , $) and URL percent-encoding of what is
- * not unreserved; ':' '/' and the system|value bar stay readable. */
-static int hv__enc(hvg_buf *b, const char *s, int escape_search) {
+ * not unreserved; ':' '/' and the system|value bar stay readable. Writes at
+ * most 6 bytes per input byte to o and returns the end. */
+static char *hv__enc(char *o, const char *s, int escape_search) {
   static const char hex[] = "0123456789ABCDEF";
-  int rc = 0;
-  for (; *s && !rc; s++) {
+  for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
-    if (escape_search && (c == '\\' || c == '|' || c == ',' || c == '$'))
-      rc = hvg_buf_adds(b, "%5C");
-    if (rc)
-      break;
+    if (escape_search && (c == '\\' || c == '|' || c == ',' || c == '$')) {
+      memcpy(o, "%5C", 3);
+      o += 3;
+    }
     if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
         (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
         c == '~' || c == ':' || c == '/') {
-      rc = hvg_buf_addc(b, (char)c);
+      *o++ = (char)c;
     } else {
-      char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-      rc = hvg_buf_add(b, e, 3);
+      o[0] = '%';
+      o[1] = hex[c >> 4];
+      o[2] = hex[c & 15];
+      o += 3;
     }
   }
-  return rc;
+  return o;
 }
 
+/* "identifier=system|value", encoded, in the arena; NULL when out of
+ * memory. */
 static const char *hv__if_none_exist(hvg_arena *a, const fhir_identifier *id) {
-  hvg_buf b;
-  hvg_buf_init(&b, 2048);
-  int rc = hvg_buf_adds(&b, "identifier=");
-  if (!rc)
-    rc = hv__enc(&b, id->system, 0);
-  if (!rc)
-    rc = hvg_buf_addc(&b, '|');
-  if (!rc)
-    rc = hv__enc(&b, id->value, 1);
-  const char *s = rc ? NULL : hvg_arena_strndup(a, b.data, b.len);
-  hvg_buf_free(&b);
+  size_t ls = strlen(id->system), lv = strlen(id->value);
+  char *s = hvg_arena_alloc(a, 11 + 3 * ls + 1 + 6 * lv + 1);
+  if (!s)
+    return NULL;
+  memcpy(s, "identifier=", 11);
+  char *o = hv__enc(s + 11, id->system, 0);
+  *o++ = '|';
+  o = hv__enc(o, id->value, 1);
+  *o = '\0';
   return s;
 }
 
@@ -152,7 +159,7 @@ typedef struct hv__ctx {
 
 static int hv__org(hv__ctx *c, hv__res *org, const char *id, const char *name) {
   const char *sys = hv_is_npi(id) ? NPI_SYSTEM : c->t->sys_org;
-  HV_TRY(hv__res_init(org, "Organization", sys, id, c->err));
+  HV_TRY(hv__res_init(c->t->uuid, org, "Organization", sys, id, c->err));
   org->ref.display = name;
   fhir_organization o = {&org->id, name};
   fhir_bundle_entry_begin(c->w, org->urn);
@@ -162,7 +169,7 @@ static int hv__org(hv__ctx *c, hv__res *org, const char *id, const char *name) {
 
 static int hv__program_org(hv__ctx *c, hv__res *org) {
   const hv_mapping *m = c->t->map;
-  HV_TRY(hv__res_init(org, "Organization", c->t->sys_program, m->program_id,
+  HV_TRY(hv__res_init(c->t->uuid, org, "Organization", c->t->sys_program, m->program_id,
                       c->err));
   org->ref.display = m->program_name;
   fhir_organization o = {&org->id, m->program_name};
@@ -173,7 +180,7 @@ static int hv__program_org(hv__ctx *c, hv__res *org) {
 
 static int hv__child(hv__ctx *c, hv__res *pat, const hv__res *practice) {
   const hv_record *r = c->r;
-  HV_TRY(hv__res_init(pat, "Patient", c->t->sys_child, r->v[HV_F_CHILD_ID],
+  HV_TRY(hv__res_init(c->t->uuid, pat, "Patient", c->t->sys_child, r->v[HV_F_CHILD_ID],
                       c->err));
   fhir_person_name name = {r->v[HV_F_CHILD_FAMILY], r->v[HV_F_CHILD_GIVEN]};
   fhir_patient p = {0};
@@ -189,7 +196,7 @@ static int hv__child(hv__ctx *c, hv__res *pat, const hv__res *practice) {
 
 static int hv__caregiver_patient(hv__ctx *c, hv__res *pat) {
   const hv_record *r = c->r;
-  HV_TRY(hv__res_init(pat, "Patient", c->t->sys_caregiver,
+  HV_TRY(hv__res_init(c->t->uuid, pat, "Patient", c->t->sys_caregiver,
                       r->v[HV_F_CAREGIVER_ID], c->err));
   fhir_person_name name = {r->v[HV_F_CAREGIVER_FAMILY],
                            r->v[HV_F_CAREGIVER_GIVEN]};
@@ -229,7 +236,7 @@ static void hv__relationship(const char *rel, fhir_coding *coding,
 
 static int hv__related_person(hv__ctx *c, hv__res *rp, const hv__res *child) {
   const hv_record *r = c->r;
-  HV_TRY(hv__res_init(rp, "RelatedPerson", c->t->sys_caregiver,
+  HV_TRY(hv__res_init(c->t->uuid, rp, "RelatedPerson", c->t->sys_caregiver,
                       r->v[HV_F_CAREGIVER_ID], c->err));
   fhir_person_name name = {r->v[HV_F_CAREGIVER_FAMILY],
                            r->v[HV_F_CAREGIVER_GIVEN]};
@@ -250,7 +257,7 @@ static int hv__related_person(hv__ctx *c, hv__res *rp, const hv__res *child) {
 }
 
 static int hv__home_visitor(hv__ctx *c, hv__res *pr) {
-  HV_TRY(hv__res_init(pr, "Practitioner", c->t->sys_home_visitor,
+  HV_TRY(hv__res_init(c->t->uuid, pr, "Practitioner", c->t->sys_home_visitor,
                       c->r->v[HV_F_HOME_VISITOR_ID], c->err));
   fhir_practitioner p = {&pr->id, NULL};
   fhir_bundle_entry_begin(c->w, pr->urn);
@@ -296,7 +303,7 @@ static int hv__screening(hv__ctx *c, const hv_result *res) {
   int have_hv = r->v[HV_F_HOME_VISITOR_ID] != NULL;
   if (have_hv)
     HV_TRY(hv__home_visitor(c, &hv));
-  HV_TRY(hv__res_init(&obs, "Observation", c->t->sys_screening,
+  HV_TRY(hv__res_init(c->t->uuid, &obs, "Observation", c->t->sys_screening,
                       r->v[HV_F_RECORD_ID], c->err));
 
   fhir_concept code = {&in->code, 1, in->name};
@@ -389,9 +396,9 @@ static int hv__referral(hv__ctx *c, const hv_result *res) {
   HV_TRY(hv__family(c, &child, &cg, &have_child, &have_cg, caregiver_subject));
   HV_TRY(hv__program_org(c, &prog));
   HV_TRY(hv__org(c, &to, r->v[HV_F_REF_TO_ORG_ID], r->v[HV_F_REF_TO_ORG_NAME]));
-  HV_TRY(hv__res_init(&sr, "ServiceRequest", c->t->sys_referral,
+  HV_TRY(hv__res_init(c->t->uuid, &sr, "ServiceRequest", c->t->sys_referral,
                       r->v[HV_F_RECORD_ID], c->err));
-  HV_TRY(hv__res_init(&task, "Task", c->t->sys_task, r->v[HV_F_RECORD_ID],
+  HV_TRY(hv__res_init(c->t->uuid, &task, "Task", c->t->sys_task, r->v[HV_F_RECORD_ID],
                       c->err));
 
   fhir_identifier reason_id = {c->t->sys_screening, r->v[HV_F_REF_REASON_ID]};
@@ -450,7 +457,7 @@ static int hv__consent(hv__ctx *c) {
   HV_TRY(hv__caregiver_patient(c, &cg));
   HV_TRY(hv__program_org(c, &prog));
   HV_TRY(hv__org(c, &to, r->v[HV_F_CONSENT_ORG_ID], NULL));
-  HV_TRY(hv__res_init(&cons, "Consent", c->t->sys_consent,
+  HV_TRY(hv__res_init(c->t->uuid, &cons, "Consent", c->t->sys_consent,
                       r->v[HV_F_RECORD_ID], c->err));
 
   /* The scopes the family agreed to, as the resource types they cover. */

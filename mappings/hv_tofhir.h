@@ -12,6 +12,7 @@
 #ifndef HV_TOFHIR_H
 #define HV_TOFHIR_H
 
+#include "fhir_uuid.h"
 #include "fhir_writer.h"
 #include "hv_mapper.h"
 
@@ -19,6 +20,7 @@ typedef struct hv_tofhir {
   const hv_mapping *map;
   const hv_catalog *cat;
   hvg_arena arena; /* identifier systems below */
+  fhir_uuid_gen *uuid; /* owned */
   const char *sys_child, *sys_caregiver, *sys_home_visitor, *sys_screening,
       *sys_referral, *sys_task, *sys_consent, *sys_org, *sys_program;
 } hv_tofhir;

@@ -191,16 +191,21 @@ static void test_uuid5(void **state) {
                                         0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0,
                                         0x4f, 0xd4, 0x30, 0xc8};
   char out[FHIR_UUID_LEN + 1];
-  assert_int_equal(fhir_uuid5(dns, "python.org", 10, out), 0);
+  assert_int_equal(fhir_uuid5(NULL, dns, "python.org", 10, out), 0);
   assert_string_equal(out, "886313e1-3b8a-5372-9b90-0c9aee199e5d");
   char a[FHIR_URN_UUID_SIZE], b[FHIR_URN_UUID_SIZE];
-  assert_int_equal(fhir_uuid_for_identifier("Patient", "urn:s", "1", a), 0);
-  assert_int_equal(fhir_uuid_for_identifier("Patient", "urn:s", "1", b), 0);
+  fhir_uuid_gen *gen = fhir_uuid_gen_new();
+  assert_non_null(gen);
+  assert_int_equal(fhir_uuid5(gen, dns, "python.org", 10, b), 0);
+  assert_string_equal(b, "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+  assert_int_equal(fhir_uuid_for_identifier(NULL, "Patient", "urn:s", "1", a), 0);
+  assert_int_equal(fhir_uuid_for_identifier(gen, "Patient", "urn:s", "1", b), 0);
   assert_string_equal(a, b); /* deterministic */
-  assert_int_equal(fhir_uuid_for_identifier("RelatedPerson", "urn:s", "1", b),
+  assert_int_equal(fhir_uuid_for_identifier(gen, "RelatedPerson", "urn:s", "1", b),
                    0);
   assert_string_not_equal(a, b); /* type is part of the name */
   assert_int_equal(strncmp(a, "urn:uuid:", 9), 0);
+  fhir_uuid_gen_free(gen);
 }
 
 int main(void) {
