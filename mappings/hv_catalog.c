@@ -1,6 +1,6 @@
 #include "hv_catalog.h"
 
-#include "hvg_jsonpos.h"
+#include "hvg_jconf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -11,75 +11,11 @@
 
 #define HV__CATALOG_MAX_FILE ((size_t)4 * 1024 * 1024)
 
-char *hv_read_small_file(const char *path, size_t max, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  hvg_buf b;
-  hvg_buf_init(&b, max);
-  char tmp[8192];
-  size_t n;
-  int rc = 0;
-  while (!rc && (n = fread(tmp, 1, sizeof tmp, f)) > 0)
-    rc = hvg_buf_add(&b, tmp, n);
-  int bad = ferror(f);
-  fclose(f);
-  if (rc || bad) {
-    hvg_buf_free(&b);
-    errno = rc == HVG_ETOOBIG ? EFBIG : (rc ? ENOMEM : EIO);
-    return NULL;
-  }
-  return hvg_buf_take(&b, len);
-}
-
-/* Loader state for one file: where to report and how. */
+/* Loader state: the file being read and the catalogue being filled. */
 typedef struct hv__cl {
+  hvg_jconf j;
   hv_catalog *cat;
-  const char *path;
-  const char *text;
-  size_t len;
-  hvg_buf *diag;
-  int errors;
 } hv__cl;
-
-#include <stdarg.h>
-
-__attribute__((format(printf, 3, 4))) static void
-hv__cl_err(hv__cl *l, const char *ptr, const char *fmt, ...) {
-  l->errors++;
-  if (!l->diag)
-    return;
-  unsigned long line = hvg_jsonpos_line(l->text, l->len, ptr);
-  hvg_buf_printf(l->diag, "%s:%lu: %s: ", l->path, line, ptr);
-  va_list ap;
-  va_start(ap, fmt);
-  hvg_buf_vprintf(l->diag, fmt, ap);
-  va_end(ap);
-  hvg_buf_addc(l->diag, '\n');
-}
-
-static const char *hv__cl_str(hv__cl *l, const cJSON *obj, const char *key,
-                              const char *ptr, int required) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (!v || cJSON_IsNull(v)) {
-    if (required) {
-      char p[256];
-      snprintf(p, sizeof p, "%s/%s", ptr, key);
-      hv__cl_err(l, p, "required string '%s' is missing", key);
-    }
-    return NULL;
-  }
-  if (!cJSON_IsString(v) || !*v->valuestring) {
-    char p[256];
-    snprintf(p, sizeof p, "%s/%s", ptr, key);
-    hv__cl_err(l, p, "must be a non-empty string%s", "");
-    return NULL;
-  }
-  const char *s = hvg_arena_strdup(&l->cat->arena, v->valuestring);
-  if (!s)
-    l->errors++;
-  return s;
-}
 
 static int hv__cl_num(hv__cl *l, const cJSON *obj, const char *key,
                       const char *ptr, double *out) {
@@ -89,7 +25,7 @@ static int hv__cl_num(hv__cl *l, const cJSON *obj, const char *key,
   if (!cJSON_IsNumber(v)) {
     char p[640];
     snprintf(p, sizeof p, "%s/%s", ptr, key);
-    hv__cl_err(l, p, "must be a number%s", "");
+    hvg_jconf_err(&l->j, p, "must be a number%s", "");
     return 0;
   }
   *out = v->valuedouble;
@@ -103,22 +39,22 @@ static int hv__cl_coding(hv__cl *l, const cJSON *obj, const char *key,
   snprintf(p, sizeof p, "%s/%s", ptr, key);
   if (!v) {
     if (required)
-      hv__cl_err(l, p, "required coding '%s' is missing", key);
+      hvg_jconf_err(&l->j, p, "required coding '%s' is missing", key);
     return 0;
   }
   if (!cJSON_IsObject(v)) {
-    hv__cl_err(l, p, "must be an object {system, code, display}%s", "");
+    hvg_jconf_err(&l->j, p, "must be an object {system, code, display}%s", "");
     return 0;
   }
-  out->system = hv__cl_str(l, v, "system", p, 1);
-  out->code = hv__cl_str(l, v, "code", p, 1);
-  out->display = hv__cl_str(l, v, "display", p, 0);
+  out->system = hvg_jconf_str(&l->j, v, "system", p, 1);
+  out->code = hvg_jconf_str(&l->j, v, "code", p, 1);
+  out->display = hvg_jconf_str(&l->j, v, "display", p, 0);
   return out->system && out->code;
 }
 
 static int hv__cl_subject(hv__cl *l, const cJSON *obj, const char *ptr,
                           hv_subject *out) {
-  const char *s = hv__cl_str(l, obj, "subject", ptr, 1);
+  const char *s = hvg_jconf_str(&l->j, obj, "subject", ptr, 1);
   if (!s)
     return 0;
   if (strcmp(s, "child") == 0)
@@ -128,7 +64,7 @@ static int hv__cl_subject(hv__cl *l, const cJSON *obj, const char *ptr,
   else {
     char p[256];
     snprintf(p, sizeof p, "%s/subject", ptr);
-    hv__cl_err(l, p, "'%s' is not child or caregiver", s);
+    hvg_jconf_err(&l->j, p, "'%s' is not child or caregiver", s);
     return 0;
   }
   return 1;
@@ -138,7 +74,7 @@ static const char *hv__cl_sensitivity(hv__cl *l, const cJSON *obj,
                                       const char *ptr) {
   static const char *const known[] = {"mental-health", "partner-violence",
                                       "substance-use", NULL};
-  const char *s = hv__cl_str(l, obj, "sensitivity", ptr, 0);
+  const char *s = hvg_jconf_str(&l->j, obj, "sensitivity", ptr, 0);
   if (!s)
     return NULL;
   for (int i = 0; known[i]; i++)
@@ -146,7 +82,7 @@ static const char *hv__cl_sensitivity(hv__cl *l, const cJSON *obj,
       return s;
   char p[256];
   snprintf(p, sizeof p, "%s/sensitivity", ptr);
-  hv__cl_err(l, p,
+  hvg_jconf_err(&l->j, p,
              "'%s' is not one of mental-health, partner-violence, "
              "substance-use",
              s);
@@ -158,7 +94,7 @@ static void *hv__cl_array(hv__cl *l, size_t n, size_t size) {
     return NULL;
   void *p = hvg_arena_alloc(&l->cat->arena, n * size);
   if (!p)
-    l->errors++;
+    l->j.errors++;
   else
     memset(p, 0, n * size);
   return p;
@@ -172,7 +108,7 @@ static void hv__cl_intervals(hv__cl *l, const cJSON *jin, const char *ptr,
   char p[256];
   snprintf(p, sizeof p, "%s/intervals", ptr);
   if (!cJSON_IsArray(arr)) {
-    hv__cl_err(l, p, "must be an array%s", "");
+    hvg_jconf_err(&l->j, p, "must be an array%s", "");
     return;
   }
   size_t n = (size_t)cJSON_GetArraySize(arr);
@@ -188,7 +124,7 @@ static void hv__cl_intervals(hv__cl *l, const cJSON *jin, const char *ptr,
     double d;
     iv->min_age_days = iv->max_age_days = -1;
     if (!hv__cl_num(l, it, "months", ip, &d)) {
-      hv__cl_err(l, ip, "interval needs 'months'%s", "");
+      hvg_jconf_err(&l->j, ip, "interval needs 'months'%s", "");
       continue;
     }
     iv->months = (int)d;
@@ -206,7 +142,7 @@ static void hv__cl_intervals(hv__cl *l, const cJSON *jin, const char *ptr,
       iv->has_cutoffs = 1;
       for (size_t dI = 0; dI < in->n_domains; dI++) {
         if (!hv__cl_num(l, cut, in->domains[dI].id, cp, &iv->cutoffs[dI])) {
-          hv__cl_err(l, cp, "missing cutoff for domain '%s'",
+          hvg_jconf_err(&l->j, cp, "missing cutoff for domain '%s'",
                      in->domains[dI].id);
           iv->has_cutoffs = 0;
         }
@@ -218,8 +154,8 @@ static void hv__cl_intervals(hv__cl *l, const cJSON *jin, const char *ptr,
 
 static void hv__cl_instrument(hv__cl *l, const cJSON *jin, const char *ptr,
                               hv_instrument *in) {
-  in->id = hv__cl_str(l, jin, "id", ptr, 1);
-  in->name = hv__cl_str(l, jin, "name", ptr, 1);
+  in->id = hvg_jconf_str(&l->j, jin, "id", ptr, 1);
+  in->name = hvg_jconf_str(&l->j, jin, "name", ptr, 1);
   hv__cl_subject(l, jin, ptr, &in->subject);
   hv__cl_coding(l, jin, "code", ptr, &in->code, 1);
   in->has_panel = hv__cl_coding(l, jin, "panel", ptr, &in->panel, 0);
@@ -230,7 +166,7 @@ static void hv__cl_instrument(hv__cl *l, const cJSON *jin, const char *ptr,
     in->has_score = hv__cl_num(l, score, "min", sp, &in->score_min) &
                     hv__cl_num(l, score, "max", sp, &in->score_max);
     if (!in->has_score)
-      hv__cl_err(l, sp, "score needs min and max%s", "");
+      hvg_jconf_err(&l->j, sp, "score needs min and max%s", "");
     in->score_integer = cJSON_IsTrue(
         cJSON_GetObjectItemCaseSensitive(score, "integer"));
   }
@@ -238,17 +174,17 @@ static void hv__cl_instrument(hv__cl *l, const cJSON *jin, const char *ptr,
   if (pos) {
     char pp[256];
     snprintf(pp, sizeof pp, "%s/positive", ptr);
-    const char *rule = hv__cl_str(l, pos, "rule", pp, 1);
+    const char *rule = hvg_jconf_str(&l->j, pos, "rule", pp, 1);
     if (rule && strcmp(rule, "total_at_least") == 0) {
       in->rule = HV_RULE_TOTAL_AT_LEAST;
       if (!hv__cl_num(l, pos, "value", pp, &in->cutoff))
-        hv__cl_err(l, pp, "total_at_least needs 'value'%s", "");
+        hvg_jconf_err(&l->j, pp, "total_at_least needs 'value'%s", "");
     } else if (rule && strcmp(rule, "any_domain_below_cutoff") == 0) {
       in->rule = HV_RULE_ANY_DOMAIN_BELOW_CUTOFF;
     } else if (rule && strcmp(rule, "total_at_least_interval_cutoff") == 0) {
       in->rule = HV_RULE_TOTAL_AT_LEAST_INTERVAL;
     } else if (rule) {
-      hv__cl_err(l, pp, "unknown rule '%s'", rule);
+      hvg_jconf_err(&l->j, pp, "unknown rule '%s'", rule);
     }
   }
   double d;
@@ -267,9 +203,9 @@ static void hv__cl_instrument(hv__cl *l, const cJSON *jin, const char *ptr,
         break;
       char cp[256];
       snprintf(cp, sizeof cp, "%s/categories/%zu", ptr, k);
-      codings[k].system = hv__cl_str(l, c, "system", cp, 1);
-      codings[k].code = hv__cl_str(l, c, "code", cp, 1);
-      codings[k].display = hv__cl_str(l, c, "display", cp, 0);
+      codings[k].system = hvg_jconf_str(&l->j, c, "system", cp, 1);
+      codings[k].code = hvg_jconf_str(&l->j, c, "code", cp, 1);
+      codings[k].display = hvg_jconf_str(&l->j, c, "display", cp, 0);
       in->categories[k].coding = &codings[k];
       in->categories[k].n_coding = 1;
       k++;
@@ -288,9 +224,9 @@ static void hv__cl_instrument(hv__cl *l, const cJSON *jin, const char *ptr,
         break;
       char cp[256];
       snprintf(cp, sizeof cp, "%s/security/%zu", ptr, k);
-      in->security[k].system = hv__cl_str(l, c, "system", cp, 1);
-      in->security[k].code = hv__cl_str(l, c, "code", cp, 1);
-      in->security[k].display = hv__cl_str(l, c, "display", cp, 0);
+      in->security[k].system = hvg_jconf_str(&l->j, c, "system", cp, 1);
+      in->security[k].code = hvg_jconf_str(&l->j, c, "code", cp, 1);
+      in->security[k].display = hvg_jconf_str(&l->j, c, "display", cp, 0);
       k++;
     }
     in->n_security = k;
@@ -303,11 +239,11 @@ static void hv__cl_instrument(hv__cl *l, const cJSON *jin, const char *ptr,
       char cp[256];
       snprintf(cp, sizeof cp, "%s/domains/%zu", ptr, k);
       if (k >= HV_MAX_DOMAINS) {
-        hv__cl_err(l, cp, "at most 5 domains are supported%s", "");
+        hvg_jconf_err(&l->j, cp, "at most 5 domains are supported%s", "");
         break;
       }
-      in->domains[k].id = hv__cl_str(l, c, "id", cp, 1);
-      in->domains[k].name = hv__cl_str(l, c, "name", cp, 1);
+      in->domains[k].id = hvg_jconf_str(&l->j, c, "id", cp, 1);
+      in->domains[k].name = hvg_jconf_str(&l->j, c, "name", cp, 1);
       hv__cl_coding(l, c, "code", cp, &in->domains[k].code, 1);
       k++;
     }
@@ -315,35 +251,7 @@ static void hv__cl_instrument(hv__cl *l, const cJSON *jin, const char *ptr,
   }
   hv__cl_intervals(l, jin, ptr, in);
   if (in->rule == HV_RULE_ANY_DOMAIN_BELOW_CUTOFF && !in->n_domains)
-    hv__cl_err(l, ptr, "any_domain_below_cutoff needs domains%s", "");
-}
-
-static cJSON *hv__cl_open(hv__cl *l, const char *path, char **text) {
-  size_t len = 0;
-  *text = hv_read_small_file(path, HV__CATALOG_MAX_FILE, &len);
-  l->path = path;
-  l->text = *text;
-  l->len = len;
-  if (!*text) {
-    l->errors++;
-    if (l->diag)
-      hvg_buf_printf(l->diag, "%s: cannot read: %s\n", path, strerror(errno));
-    return NULL;
-  }
-  cJSON *root = cJSON_ParseWithLength(*text, len);
-  if (!root || !cJSON_IsObject(root)) {
-    l->errors++;
-    if (l->diag) {
-      const char *at = cJSON_GetErrorPtr();
-      unsigned long line = 1;
-      for (const char *q = *text; at && q < at && *q; q++)
-        line += *q == '\n';
-      hvg_buf_printf(l->diag, "%s:%lu: not a valid JSON object\n", path, line);
-    }
-    cJSON_Delete(root);
-    return NULL;
-  }
-  return root;
+    hvg_jconf_err(&l->j, ptr, "any_domain_below_cutoff needs domains%s", "");
 }
 
 int hv_catalog_load(hv_catalog **out, const char *instruments_path,
@@ -353,17 +261,17 @@ int hv_catalog_load(hv_catalog **out, const char *instruments_path,
   if (!cat)
     return HVG_ENOMEM;
   hvg_arena_init(&cat->arena, (size_t)16 * 1024 * 1024);
-  hv__cl l = {cat, NULL, NULL, 0, diag, 0};
+  hv__cl l = {{NULL, NULL, 0, diag, &cat->arena, 0, 0}, cat};
   char *text = NULL;
   int noinput = 0;
 
-  cJSON *root = hv__cl_open(&l, instruments_path, &text);
+  cJSON *root = hvg_jconf_open(&l.j, instruments_path, HV__CATALOG_MAX_FILE, &text);
   if (root) {
     cat->instrument_system =
-        hv__cl_str(&l, root, "local_code_system", "", 1);
+        hvg_jconf_str(&l.j, root, "local_code_system", "", 1);
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "instruments");
     if (!cJSON_IsArray(arr)) {
-      hv__cl_err(&l, "/instruments", "must be an array%s", "");
+      hvg_jconf_err(&l.j, "/instruments", "must be an array%s", "");
     } else {
       size_t n = (size_t)cJSON_GetArraySize(arr);
       cat->instruments = hv__cl_array(&l, n, sizeof *cat->instruments);
@@ -384,12 +292,12 @@ int hv_catalog_load(hv_catalog **out, const char *instruments_path,
   cJSON_Delete(root);
   free(text);
 
-  root = hv__cl_open(&l, services_path, &text);
+  root = hvg_jconf_open(&l.j, services_path, HV__CATALOG_MAX_FILE, &text);
   if (root) {
-    cat->service_system = hv__cl_str(&l, root, "local_code_system", "", 1);
+    cat->service_system = hvg_jconf_str(&l.j, root, "local_code_system", "", 1);
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "services");
     if (!cJSON_IsArray(arr)) {
-      hv__cl_err(&l, "/services", "must be an array%s", "");
+      hvg_jconf_err(&l.j, "/services", "must be an array%s", "");
     } else {
       size_t n = (size_t)cJSON_GetArraySize(arr);
       cat->services = hv__cl_array(&l, n, sizeof *cat->services);
@@ -401,8 +309,8 @@ int hv_catalog_load(hv_catalog **out, const char *instruments_path,
         char ptr[64];
         snprintf(ptr, sizeof ptr, "/services/%zu", k);
         hv_service *s = &cat->services[k++];
-        s->id = hv__cl_str(&l, it, "id", ptr, 1);
-        s->name = hv__cl_str(&l, it, "name", ptr, 1);
+        s->id = hvg_jconf_str(&l.j, it, "id", ptr, 1);
+        s->name = hvg_jconf_str(&l.j, it, "name", ptr, 1);
         hv__cl_coding(&l, it, "code", ptr, &s->code, 1);
         s->has_category = hv__cl_coding(&l, it, "category", ptr,
                                         &s->category, 0);
@@ -417,7 +325,11 @@ int hv_catalog_load(hv_catalog **out, const char *instruments_path,
   cJSON_Delete(root);
   free(text);
 
-  if (l.errors) {
+  if (l.j.nomem) {
+    hv_catalog_free(cat);
+    return HVG_ENOMEM;
+  }
+  if (l.j.errors) {
     hv_catalog_free(cat);
     return noinput ? HVG_ENOINPUT : HVG_ECONFIG;
   }

@@ -97,8 +97,4 @@ const hv_service *hv_catalog_service(const hv_catalog *c, const char *id);
 const hv_interval *hv_instrument_interval(const hv_instrument *in, int months,
                                           long age_days);
 
-/* Reads a whole (small) file into a NUL-terminated malloc'd buffer the caller
- * frees; NULL with errno set on failure or when larger than max bytes. */
-char *hv_read_small_file(const char *path, size_t max, size_t *len);
-
 #endif

@@ -2,7 +2,7 @@
 
 #include "fhir_check.h"
 #include "hv_catalog.h"
-#include "hvg_jsonpos.h"
+#include "hvg_jconf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -96,100 +96,15 @@ int hv_date_parse(const char *p, const char *s, char out[11]) {
 /* ---- loader ----------------------------------------------------------- */
 
 typedef struct hv__ml {
+  hvg_jconf j;
   hv_mapping *m;
-  const char *text;
-  size_t len;
-  hvg_buf *diag;
-  int errors;
-  int nomem;
 } hv__ml;
-
-__attribute__((format(printf, 3, 4))) static void
-hv__ml_err(hv__ml *l, const char *ptr, const char *fmt, ...) {
-  l->errors++;
-  if (!l->diag)
-    return;
-  unsigned long line = hvg_jsonpos_line(l->text, l->len, ptr);
-  hvg_buf_printf(l->diag, "%s:%lu: %s: ", l->m->path, line, ptr);
-  va_list ap;
-  va_start(ap, fmt);
-  hvg_buf_vprintf(l->diag, fmt, ap);
-  va_end(ap);
-  hvg_buf_addc(l->diag, '\n');
-}
 
 static const char *hv__ml_dup(hv__ml *l, const char *s) {
   const char *d = hvg_arena_strdup(&l->m->arena, s);
   if (!d)
-    l->nomem = 1;
+    l->j.nomem = 1;
   return d;
-}
-
-/* Appends "/key" (escaped per RFC 6901) to a pointer. */
-static void hv__ptr(char *dst, size_t cap, const char *base, const char *key) {
-  size_t n = (size_t)snprintf(dst, cap, "%s/", base);
-  for (const char *k = key; *k && n + 3 < cap; k++) {
-    if (*k == '~') {
-      dst[n++] = '~';
-      dst[n++] = '0';
-    } else if (*k == '/') {
-      dst[n++] = '~';
-      dst[n++] = '1';
-    } else {
-      dst[n++] = *k;
-    }
-  }
-  dst[n < cap ? n : cap - 1] = '\0';
-}
-
-/* Reports every member of obj not in the allowed list (typo protection). */
-static void hv__ml_only(hv__ml *l, const cJSON *obj, const char *ptr,
-                        const char *const *allowed) {
-  const cJSON *it;
-  if (!cJSON_IsObject(obj))
-    return; /* the caller reports the wrong type */
-  cJSON_ArrayForEach(it, obj) {
-    int ok = 0;
-    for (const char *const *a = allowed; *a && !ok; a++)
-      ok = strcmp(*a, it->string) == 0;
-    if (ok)
-      continue;
-    char p[512];
-    hv__ptr(p, sizeof p, ptr, it->string);
-    if (it->string[0] != '$' && strcmp(it->string, "description"))
-      hv__ml_err(l, p, "unknown key '%s'", it->string);
-    else if (!cJSON_IsString(it) && (!strcmp(it->string, "description") ||
-                                     !strcmp(it->string, "$schema")))
-      hv__ml_err(l, p, "'%s' must be a string", it->string);
-    /* other "$..." keys are the author's comments, of any type */
-  }
-}
-
-static const char *hv__ml_str(hv__ml *l, const cJSON *obj, const char *key,
-                              const char *ptr, int required) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  char p[512];
-  hv__ptr(p, sizeof p, ptr, key);
-  if (!v) {
-    if (required)
-      hv__ml_err(l, ptr, "required key '%s' is missing", key);
-    return NULL;
-  }
-  if (!cJSON_IsString(v) || !v->valuestring[0]) {
-    hv__ml_err(l, p, "must be a non-empty string");
-    return NULL;
-  }
-  return hv__ml_dup(l, v->valuestring);
-}
-
-static char *hv__dirname_join(hvg_arena *a, const char *file,
-                              const char *rel) {
-  if (rel[0] == '/')
-    return hvg_arena_strdup(a, rel);
-  const char *slash = strrchr(file, '/');
-  if (!slash)
-    return hvg_arena_strdup(a, rel);
-  return hvg_arena_printf(a, "%.*s/%s", (int)(slash - file), file, rel);
 }
 
 static int hv__encoding(const char *s, hv_encoding *out) {
@@ -230,11 +145,11 @@ static void hv__ml_code(hv__ml *l, hv_field f, const char *ptr, const char *key,
       ok = strlen(*c) == n && strncasecmp(*c, p, n) == 0;
     if (!ok) {
       char cp[600], list[256] = "";
-      hv__ptr(cp, sizeof cp, ptr, key);
+      hvg_jconf_ptr(cp, sizeof cp, ptr, key);
       for (const char *const *c = codes; *c; c++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
                  c == codes ? "" : ", ", *c);
-      hv__ml_err(l, cp, "'%.*s' is not a code of %s (%s)", (int)n, p,
+      hvg_jconf_err(&l->j, cp, "'%.*s' is not a code of %s (%s)", (int)n, p,
                  fi->name, list);
       return;
     }
@@ -246,44 +161,44 @@ static void hv__ml_field(hv__ml *l, hv_source *src, const cJSON *jf,
                          const char *ptr, hv_fieldmap *fm) {
   if (cJSON_IsString(jf)) {
     if (!jf->valuestring[0])
-      hv__ml_err(l, ptr, "source key must not be empty");
+      hvg_jconf_err(&l->j, ptr, "source key must not be empty");
     fm->from = hv__ml_dup(l, jf->valuestring);
     return;
   }
   if (!cJSON_IsObject(jf)) {
-    hv__ml_err(l, ptr, "must be a source key string or an object");
+    hvg_jconf_err(&l->j, ptr, "must be a source key string or an object");
     return;
   }
   static const char *const keys[] = {"from", "value", "default", "required",
                                      "date_format", "map", NULL};
-  hv__ml_only(l, jf, ptr, keys);
-  fm->from = hv__ml_str(l, jf, "from", ptr, 0);
-  fm->value = hv__ml_str(l, jf, "value", ptr, 0);
-  fm->def = hv__ml_str(l, jf, "default", ptr, 0);
+  hvg_jconf_only(&l->j, jf, ptr, keys);
+  fm->from = hvg_jconf_str(&l->j, jf, "from", ptr, 0);
+  fm->value = hvg_jconf_str(&l->j, jf, "value", ptr, 0);
+  fm->def = hvg_jconf_str(&l->j, jf, "default", ptr, 0);
   const cJSON *req = cJSON_GetObjectItemCaseSensitive(jf, "required");
   if (req) {
     if (!cJSON_IsBool(req)) {
       char p[512];
-      hv__ptr(p, sizeof p, ptr, "required");
-      hv__ml_err(l, p, "must be true or false");
+      hvg_jconf_ptr(p, sizeof p, ptr, "required");
+      hvg_jconf_err(&l->j, p, "must be true or false");
     }
     fm->required = cJSON_IsTrue(req);
   }
   if (!fm->from && !fm->value && !fm->def)
-    hv__ml_err(l, ptr, "needs 'from', 'value' or 'default'");
+    hvg_jconf_err(&l->j, ptr, "needs 'from', 'value' or 'default'");
   if (fm->from && fm->value)
-    hv__ml_err(l, ptr, "'from' and 'value' exclude each other");
+    hvg_jconf_err(&l->j, ptr, "'from' and 'value' exclude each other");
   hv__ml_code(l, fm->field, ptr, "value", fm->value);
   hv__ml_code(l, fm->field, ptr, "default", fm->def);
-  fm->date_format = hv__ml_str(l, jf, "date_format", ptr, 0);
+  fm->date_format = hvg_jconf_str(&l->j, jf, "date_format", ptr, 0);
   const hv_field_info *fi = hv_field_get(fm->field);
   if (fm->date_format) {
     char p[512];
-    hv__ptr(p, sizeof p, ptr, "date_format");
+    hvg_jconf_ptr(p, sizeof p, ptr, "date_format");
     if (fi->type != HV_T_DATE)
-      hv__ml_err(l, p, "only date fields take a date_format");
+      hvg_jconf_err(&l->j, p, "only date fields take a date_format");
     else if (!hv_date_pattern_ok(fm->date_format))
-      hv__ml_err(l, p,
+      hvg_jconf_err(&l->j, p,
                  "'%s' is not a date pattern (use YYYY, MM or M, DD or D "
                  "and separators, e.g. MM/DD/YYYY)",
                  fm->date_format);
@@ -291,24 +206,24 @@ static void hv__ml_field(hv__ml *l, hv_source *src, const cJSON *jf,
   const cJSON *map = cJSON_GetObjectItemCaseSensitive(jf, "map");
   if (map) {
     char p[512];
-    hv__ptr(p, sizeof p, ptr, "map");
+    hvg_jconf_ptr(p, sizeof p, ptr, "map");
     if (!cJSON_IsObject(map)) {
-      hv__ml_err(l, p, "must be an object of \"source label\": \"code\"");
+      hvg_jconf_err(&l->j, p, "must be an object of \"source label\": \"code\"");
       return;
     }
     size_t n = (size_t)cJSON_GetArraySize(map);
     hv_valmap *vm = n ? hvg_arena_alloc(&l->m->arena, n * sizeof *vm) : NULL;
     if (n && !vm) {
-      l->nomem = 1;
+      l->j.nomem = 1;
       return;
     }
     size_t k = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, map) {
       char ip[600];
-      hv__ptr(ip, sizeof ip, p, it->string);
+      hvg_jconf_ptr(ip, sizeof ip, p, it->string);
       if (!cJSON_IsString(it)) {
-        hv__ml_err(l, ip, "must map to a string");
+        hvg_jconf_err(&l->j, ip, "must map to a string");
         continue;
       }
       hv__ml_code(l, fm->field, p, it->string, it->valuestring);
@@ -349,18 +264,18 @@ static void hv__ml_source(hv__ml *l, const cJSON *js, const char *ptr,
       "quote", "encoding",    "header",   "records",     "date_format",
       "max_record_bytes",     "fields",   NULL};
   if (!cJSON_IsObject(js)) {
-    hv__ml_err(l, ptr, "a source must be an object");
+    hvg_jconf_err(&l->j, ptr, "a source must be an object");
     return;
   }
-  hv__ml_only(l, js, ptr, keys);
+  hvg_jconf_only(&l->j, js, ptr, keys);
   char p[512];
-  src->name = hv__ml_str(l, js, "name", ptr, 1);
-  const char *rt = hv__ml_str(l, js, "record_type", ptr, 1);
+  src->name = hvg_jconf_str(&l->j, js, "name", ptr, 1);
+  const char *rt = hvg_jconf_str(&l->j, js, "record_type", ptr, 1);
   if (rt) {
     int t = hv_rectype_lookup(rt);
     if (t < 0) {
-      hv__ptr(p, sizeof p, ptr, "record_type");
-      hv__ml_err(l, p,
+      hvg_jconf_ptr(p, sizeof p, ptr, "record_type");
+      hvg_jconf_err(&l->j, p,
                  "'%s' is not a record type (screening, referral, consent, "
                  "well_child)",
                  rt);
@@ -370,14 +285,14 @@ static void hv__ml_source(hv__ml *l, const cJSON *js, const char *ptr,
   }
   const cJSON *files = cJSON_GetObjectItemCaseSensitive(js, "files");
   if (files) {
-    hv__ptr(p, sizeof p, ptr, "files");
+    hvg_jconf_ptr(p, sizeof p, ptr, "files");
     if (!cJSON_IsArray(files)) {
-      hv__ml_err(l, p, "must be an array of file name patterns");
+      hvg_jconf_err(&l->j, p, "must be an array of file name patterns");
     } else {
       size_t n = (size_t)cJSON_GetArraySize(files);
       const char **g = hvg_arena_alloc(&l->m->arena, (n + 1) * sizeof *g);
       if (!g) {
-        l->nomem = 1;
+        l->j.nomem = 1;
         return;
       }
       size_t k = 0;
@@ -386,18 +301,18 @@ static void hv__ml_source(hv__ml *l, const cJSON *js, const char *ptr,
         if (cJSON_IsString(it) && it->valuestring[0])
           g[k++] = hv__ml_dup(l, it->valuestring);
         else
-          hv__ml_err(l, p, "file patterns must be non-empty strings");
+          hvg_jconf_err(&l->j, p, "file patterns must be non-empty strings");
       }
       g[k] = NULL;
       src->files = g;
     }
   }
-  const char *fmt = hv__ml_str(l, js, "format", ptr, 0);
+  const char *fmt = hvg_jconf_str(&l->j, js, "format", ptr, 0);
   if (fmt && hv__format(fmt, &src->ropts.format)) {
-    hv__ptr(p, sizeof p, ptr, "format");
-    hv__ml_err(l, p, "'%s' is not csv, json, ndjson or xml", fmt);
+    hvg_jconf_ptr(p, sizeof p, ptr, "format");
+    hvg_jconf_err(&l->j, p, "'%s' is not csv, json, ndjson or xml", fmt);
   }
-  const char *delim = hv__ml_str(l, js, "delimiter", ptr, 0);
+  const char *delim = hvg_jconf_str(&l->j, js, "delimiter", ptr, 0);
   src->ropts.delimiter = ',';
   if (delim) {
     if (strcmp(delim, "\\t") == 0 || strcmp(delim, "tab") == 0)
@@ -406,61 +321,61 @@ static void hv__ml_source(hv__ml *l, const cJSON *js, const char *ptr,
              delim[0] != '\r')
       src->ropts.delimiter = delim[0];
     else {
-      hv__ptr(p, sizeof p, ptr, "delimiter");
-      hv__ml_err(l, p, "must be one character (or \"tab\")");
+      hvg_jconf_ptr(p, sizeof p, ptr, "delimiter");
+      hvg_jconf_err(&l->j, p, "must be one character (or \"tab\")");
     }
   }
-  const char *quote = hv__ml_str(l, js, "quote", ptr, 0);
+  const char *quote = hvg_jconf_str(&l->j, js, "quote", ptr, 0);
   src->ropts.quote = '"';
   if (quote) {
     if (strlen(quote) == 1 && quote[0] != src->ropts.delimiter)
       src->ropts.quote = quote[0];
     else {
-      hv__ptr(p, sizeof p, ptr, "quote");
-      hv__ml_err(l, p, "must be one character other than the delimiter");
+      hvg_jconf_ptr(p, sizeof p, ptr, "quote");
+      hvg_jconf_err(&l->j, p, "must be one character other than the delimiter");
     }
   }
-  const char *enc = hv__ml_str(l, js, "encoding", ptr, 0);
+  const char *enc = hvg_jconf_str(&l->j, js, "encoding", ptr, 0);
   if (enc && hv__encoding(enc, &src->ropts.encoding)) {
-    hv__ptr(p, sizeof p, ptr, "encoding");
-    hv__ml_err(l, p, "'%s' is not utf-8, latin1 or cp1252", enc);
+    hvg_jconf_ptr(p, sizeof p, ptr, "encoding");
+    hvg_jconf_err(&l->j, p, "'%s' is not utf-8, latin1 or cp1252", enc);
   }
   const cJSON *hdr = cJSON_GetObjectItemCaseSensitive(js, "header");
   if (hdr) {
     if (!cJSON_IsBool(hdr)) {
-      hv__ptr(p, sizeof p, ptr, "header");
-      hv__ml_err(l, p, "must be true or false");
+      hvg_jconf_ptr(p, sizeof p, ptr, "header");
+      hvg_jconf_err(&l->j, p, "must be true or false");
     }
     src->ropts.no_header = cJSON_IsFalse(hdr);
   }
-  src->ropts.records = hv__ml_str(l, js, "records", ptr, 0);
+  src->ropts.records = hvg_jconf_str(&l->j, js, "records", ptr, 0);
   if (src->ropts.format == HV_IN_XML && !src->ropts.records)
-    hv__ml_err(l, ptr,
+    hvg_jconf_err(&l->j, ptr,
                "an xml source needs 'records', the element path of one "
                "record (e.g. \"export/screening\")");
   const cJSON *maxrec = cJSON_GetObjectItemCaseSensitive(js, "max_record_bytes");
   if (maxrec) {
     if (!cJSON_IsNumber(maxrec) || maxrec->valuedouble < 1024 ||
         maxrec->valuedouble > 64.0 * 1024 * 1024) {
-      hv__ptr(p, sizeof p, ptr, "max_record_bytes");
-      hv__ml_err(l, p, "must be a number from 1024 to 67108864");
+      hvg_jconf_ptr(p, sizeof p, ptr, "max_record_bytes");
+      hvg_jconf_err(&l->j, p, "must be a number from 1024 to 67108864");
     } else {
       src->ropts.max_record = (size_t)maxrec->valuedouble;
     }
   }
-  src->date_format = hv__ml_str(l, js, "date_format", ptr, 0);
+  src->date_format = hvg_jconf_str(&l->j, js, "date_format", ptr, 0);
   if (src->date_format && !hv_date_pattern_ok(src->date_format)) {
-    hv__ptr(p, sizeof p, ptr, "date_format");
-    hv__ml_err(l, p, "'%s' is not a date pattern (e.g. MM/DD/YYYY)",
+    hvg_jconf_ptr(p, sizeof p, ptr, "date_format");
+    hvg_jconf_err(&l->j, p, "'%s' is not a date pattern (e.g. MM/DD/YYYY)",
                src->date_format);
   }
   if (!src->date_format)
     src->date_format = "YYYY-MM-DD";
 
   const cJSON *fields = cJSON_GetObjectItemCaseSensitive(js, "fields");
-  hv__ptr(p, sizeof p, ptr, "fields");
+  hvg_jconf_ptr(p, sizeof p, ptr, "fields");
   if (!cJSON_IsObject(fields)) {
-    hv__ml_err(l, fields ? p : ptr,
+    hvg_jconf_err(&l->j, fields ? p : ptr,
                "'fields' must be an object of canonical field: source key");
     return;
   }
@@ -468,28 +383,28 @@ static void hv__ml_source(hv__ml *l, const cJSON *js, const char *ptr,
   src->fields = n ? hvg_arena_alloc(&l->m->arena, n * sizeof *src->fields)
                   : NULL;
   if (n && !src->fields) {
-    l->nomem = 1;
+    l->j.nomem = 1;
     return;
   }
   size_t k = 0;
   const cJSON *it;
   cJSON_ArrayForEach(it, fields) {
     char fp[600];
-    hv__ptr(fp, sizeof fp, p, it->string);
+    hvg_jconf_ptr(fp, sizeof fp, p, it->string);
     int f = hv_field_lookup(it->string);
     if (f < 0) {
-      hv__ml_err(l, fp, "'%s' is not a canonical field (see docs/mapping.md)",
+      hvg_jconf_err(&l->j, fp, "'%s' is not a canonical field (see docs/mapping.md)",
                  it->string);
       continue;
     }
     const hv_field_info *fi = hv_field_get((hv_field)f);
     if (!(fi->flags & (1u << src->type))) {
-      hv__ml_err(l, fp, "'%s' does not apply to %s records", it->string,
+      hvg_jconf_err(&l->j, fp, "'%s' does not apply to %s records", it->string,
                  hv_rectype_name(src->type));
       continue;
     }
     if (src->by_field[f]) {
-      hv__ml_err(l, fp, "'%s' is mapped twice", it->string);
+      hvg_jconf_err(&l->j, fp, "'%s' is mapped twice", it->string);
       continue;
     }
     hv_fieldmap *fm = &src->fields[k++];
@@ -502,7 +417,7 @@ static void hv__ml_source(hv__ml *l, const cJSON *js, const char *ptr,
   for (int i = 0; i < 5 && hv__required[src->type][i] != HV_F__COUNT; i++) {
     hv_field f = hv__required[src->type][i];
     if (!src->by_field[f])
-      hv__ml_err(l, p, "%s records need the field '%s'",
+      hvg_jconf_err(&l->j, p, "%s records need the field '%s'",
                  hv_rectype_name(src->type), hv_field_get(f)->name);
   }
 }
@@ -512,53 +427,39 @@ int hv_mapping_load(hv_mapping **out, const char *path,
   *out = NULL;
   if (!path)
     return HVG_EINVAL;
-  size_t len = 0;
-  char *text = hv_read_small_file(path, HV__MAPPING_MAX_FILE, &len);
-  if (!text) {
-    if (diag)
-      hvg_buf_printf(diag, "%s: cannot read: %s\n", path, strerror(errno));
-    return HVG_ENOINPUT;
-  }
   hv_mapping *m = calloc(1, sizeof *m);
-  if (!m) {
-    free(text);
+  if (!m)
     return HVG_ENOMEM;
-  }
   hvg_arena_init(&m->arena, (size_t)32 * 1024 * 1024);
   m->path = hvg_arena_strdup(&m->arena, path);
-  hv__ml l = {m, text, len, diag, 0, !m->path};
-  cJSON *root = cJSON_ParseWithLength(text, len);
-  if (!root || !cJSON_IsObject(root)) {
-    const char *at = cJSON_GetErrorPtr();
-    unsigned long line = 1;
-    for (const char *q = text; root == NULL && at && q < at && *q; q++)
-      line += *q == '\n';
-    if (diag)
-      hvg_buf_printf(diag, "%s:%lu: not a valid JSON object\n", path, line);
-    cJSON_Delete(root);
+  hv__ml l = {{NULL, NULL, 0, diag, &m->arena, 0, !m->path}, m};
+  char *text;
+  cJSON *root = hvg_jconf_open(&l.j, path, HV__MAPPING_MAX_FILE, &text);
+  if (!root) {
+    int rc = text ? HVG_ECONFIG : HVG_ENOINPUT;
     free(text);
     hv_mapping_free(m);
-    return HVG_ECONFIG;
+    return rc;
   }
   static const char *const top[] = {"program", "catalogs", "sources", NULL};
-  hv__ml_only(&l, root, "", top);
+  hvg_jconf_only(&l.j, root, "", top);
   const cJSON *prog = cJSON_GetObjectItemCaseSensitive(root, "program");
   if (!cJSON_IsObject(prog)) {
-    hv__ml_err(&l, "", "'program' {id, name, identifier_base} is required");
+    hvg_jconf_err(&l.j, "", "'program' {id, name, identifier_base} is required");
   } else {
     static const char *const pk[] = {"id", "name", "identifier_base", NULL};
-    hv__ml_only(&l, prog, "/program", pk);
-    m->program_id = hv__ml_str(&l, prog, "id", "/program", 1);
-    m->program_name = hv__ml_str(&l, prog, "name", "/program", 0);
-    const char *base = hv__ml_str(&l, prog, "identifier_base", "/program", 1);
+    hvg_jconf_only(&l.j, prog, "/program", pk);
+    m->program_id = hvg_jconf_str(&l.j, prog, "id", "/program", 1);
+    m->program_name = hvg_jconf_str(&l.j, prog, "name", "/program", 0);
+    const char *base = hvg_jconf_str(&l.j, prog, "identifier_base", "/program", 1);
     if (m->program_id && !fhir_check_id(m->program_id))
-      hv__ml_err(&l, "/program/id",
+      hvg_jconf_err(&l.j, "/program/id",
                  "'%s' must be 1-64 letters, digits, '-' or '.'",
                  m->program_id);
     if (base) {
       size_t bl = strlen(base);
       if (!fhir_check_uri(base) || !strchr(base, ':'))
-        hv__ml_err(&l, "/program/identifier_base",
+        hvg_jconf_err(&l.j, "/program/identifier_base",
                    "must be an absolute URI (e.g. "
                    "https://program.example.org/fhir/id/)");
       else if (base[bl - 1] == '/' || base[bl - 1] == ':')
@@ -570,29 +471,29 @@ int hv_mapping_load(hv_mapping **out, const char *path,
   const cJSON *cats = cJSON_GetObjectItemCaseSensitive(root, "catalogs");
   const char *ins = NULL, *svc = NULL;
   if (cats && !cJSON_IsObject(cats)) {
-    hv__ml_err(&l, "/catalogs",
+    hvg_jconf_err(&l.j, "/catalogs",
                "'catalogs' must be an object {instruments, services}");
   } else if (cats) {
     static const char *const ck[] = {"instruments", "services", NULL};
-    hv__ml_only(&l, cats, "/catalogs", ck);
-    ins = hv__ml_str(&l, cats, "instruments", "/catalogs", 0);
-    svc = hv__ml_str(&l, cats, "services", "/catalogs", 0);
+    hvg_jconf_only(&l.j, cats, "/catalogs", ck);
+    ins = hvg_jconf_str(&l.j, cats, "instruments", "/catalogs", 0);
+    svc = hvg_jconf_str(&l.j, cats, "services", "/catalogs", 0);
   }
   const char *dir = default_catalog_dir ? default_catalog_dir : ".";
   m->instruments_path =
-      ins ? hv__dirname_join(&m->arena, path, ins)
+      ins ? hvg_jconf_relpath(&l.j, path, ins)
           : hvg_arena_printf(&m->arena, "%s/instruments.json", dir);
-  m->services_path = svc ? hv__dirname_join(&m->arena, path, svc)
+  m->services_path = svc ? hvg_jconf_relpath(&l.j, path, svc)
                          : hvg_arena_printf(&m->arena, "%s/services.json", dir);
   const cJSON *sources = cJSON_GetObjectItemCaseSensitive(root, "sources");
   if (!cJSON_IsArray(sources) || cJSON_GetArraySize(sources) == 0) {
-    hv__ml_err(&l, sources ? "/sources" : "",
+    hvg_jconf_err(&l.j, sources ? "/sources" : "",
                "'sources' must be a non-empty array");
   } else {
     size_t n = (size_t)cJSON_GetArraySize(sources);
     m->sources = hvg_arena_alloc(&m->arena, n * sizeof *m->sources);
     if (!m->sources) {
-      l.nomem = 1;
+      l.j.nomem = 1;
     } else {
       memset(m->sources, 0, n * sizeof *m->sources);
       size_t k = 0;
@@ -604,7 +505,7 @@ int hv_mapping_load(hv_mapping **out, const char *path,
         for (size_t j = 0; j < k; j++)
           if (m->sources[k].name && m->sources[j].name &&
               strcmp(m->sources[k].name, m->sources[j].name) == 0)
-            hv__ml_err(&l, p, "source name '%s' is used twice",
+            hvg_jconf_err(&l.j, p, "source name '%s' is used twice",
                        m->sources[k].name);
         k++;
       }
@@ -613,11 +514,11 @@ int hv_mapping_load(hv_mapping **out, const char *path,
   }
   cJSON_Delete(root);
   free(text);
-  if (l.nomem || !m->instruments_path || !m->services_path) {
+  if (l.j.nomem || !m->instruments_path || !m->services_path) {
     hv_mapping_free(m);
     return HVG_ENOMEM;
   }
-  if (l.errors) {
+  if (l.j.errors) {
     hv_mapping_free(m);
     return HVG_ECONFIG;
   }
