@@ -131,6 +131,42 @@ const char *hvg_jconf_str(hvg_jconf *l, const cJSON *obj, const char *key,
   return d;
 }
 
+const char **hvg_jconf_strv(hvg_jconf *l, const cJSON *obj, const char *key,
+                            const char *ptr, size_t *n) {
+  *n = 0;
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!v)
+    return NULL;
+  char p[512];
+  hvg_jconf_ptr(p, sizeof p, ptr, key);
+  if (!cJSON_IsArray(v)) {
+    hvg_jconf_err(l, p, "must be an array of strings");
+    return NULL;
+  }
+  size_t cnt = (size_t)cJSON_GetArraySize(v);
+  const char **out = hvg_arena_alloc(l->arena, (cnt + 1) * sizeof *out);
+  if (!out) {
+    l->nomem = 1;
+    return NULL;
+  }
+  const cJSON *it;
+  size_t k = 0, i = 0;
+  cJSON_ArrayForEach(it, v) {
+    if (!cJSON_IsString(it) || !it->valuestring[0]) {
+      char ip[540];
+      snprintf(ip, sizeof ip, "%s/%zu", p, i++);
+      hvg_jconf_err(l, ip, "must be a non-empty string");
+      continue;
+    }
+    if (!(out[k++] = hvg_arena_strdup(l->arena, it->valuestring)))
+      l->nomem = 1;
+    i++;
+  }
+  out[k] = NULL;
+  *n = k;
+  return out;
+}
+
 long hvg_jconf_int(hvg_jconf *l, const cJSON *obj, const char *key,
                    const char *ptr, long min, long max, long def) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);

@@ -60,6 +60,12 @@ void hvg_jconf_only(hvg_jconf *l, const cJSON *obj, const char *ptr,
 const char *hvg_jconf_str(hvg_jconf *l, const cJSON *obj, const char *key,
                           const char *ptr, int required);
 
+/* obj[key] as an array of non-empty strings copied into the arena
+ * (NULL-terminated, count in *n); NULL with *n = 0 when absent; an error when
+ * not such an array. */
+const char **hvg_jconf_strv(hvg_jconf *l, const cJSON *obj, const char *key,
+                            const char *ptr, size_t *n);
+
 /* obj[key] as a whole number in [min, max]; def when absent. Errors as
  * hvg_jconf_str; returns def on error. */
 long hvg_jconf_int(hvg_jconf *l, const cJSON *obj, const char *key,

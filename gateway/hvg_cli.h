@@ -17,5 +17,6 @@ enum hvg_exit {
 
 int hvg_cli_map(int argc, char **argv);
 int hvg_cli_check_mapping(int argc, char **argv);
+int hvg_cli_check_config(int argc, char **argv);
 
 #endif

@@ -13,6 +13,8 @@ static const struct {
     {"map", hvg_cli_map, "map export files to FHIR R4 Bundles"},
     {"check-mapping", hvg_cli_check_mapping,
      "check a mapping file, optionally against export files"},
+    {"check-config", hvg_cli_check_config,
+     "check a gateway configuration and the files it names"},
 };
 
 static void usage(FILE *f) {

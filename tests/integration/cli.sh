@@ -119,5 +119,20 @@ n=$(wc -l <"$out/other.ndjson")
 grep -q '"system":"urn:other-hv:caregiver","value":"M\\u00e9l"\|"value":"Mél"' "$out/other.ndjson" \
   || { echo "FAIL: Latin-1 caregiver id not converted"; fail=1; }
 
+# check-config: the shipped example is valid; a broken one names file, line
+# and key path; an unreadable one is 66; no file is usage
+expect 0 "check-config --help" "$hvgate" check-config --help
+has "$out/o.txt" "file:line: /json/pointer: reason"
+expect 0 "check-config example" "$hvgate" check-config -c "$src/conf/hvgate.json"
+has "$out/o.txt" "valid: 1 program, 2 partners"
+sed -e 's|"mappings/program-export.json"|"'"$src"'/conf/mappings/program-export.json"|' \
+    -e 's|"auth": { "type": "none" },|"auth": { "type": "bearer", "token": "s3cr3t" },|' \
+    "$src/conf/hvgate.json" >"$out/bad-config.json"
+expect 78 "check-config inline secret" "$hvgate" check-config -c "$out/bad-config.json"
+has "$out/e.txt" "bad-config.json:20: /partners/0/auth/token: secrets are never written in the configuration"
+if grep -q s3cr3t "$out/e.txt"; then echo "FAIL: secret echoed"; fail=1; fi
+expect 66 "check-config missing file" "$hvgate" check-config -c "$out/nope.json"
+expect 64 "check-config without -c" "$hvgate" check-config
+
 [ $fail -eq 0 ] && echo "cli: ok"
 exit $fail
