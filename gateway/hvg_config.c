@@ -3,10 +3,9 @@
 #include "fhir_check.h"
 #include "hvg_err.h"
 #include "hvg_jconf.h"
+#include "hvg_jwt.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,32 +276,15 @@ static int hvg__readable(hvg_jconf *l, const char *file, const char *ptr,
   return 0;
 }
 
-/* SMART: RS384 needs an RSA key of at least 2048 bits, ES384 a P-384 key. */
+/* SMART: the key must load and suit its algorithm, as the daemon needs. */
 static void hvg__check_key(hvg_jconf *l, const hvg_partner *pt,
                            const char *ptr) {
   char p[560];
   hvg_jconf_ptr(p, sizeof p, ptr, "private_key_file");
-  FILE *f = fopen(pt->private_key_file, "r");
-  EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
-  if (f)
-    fclose(f);
-  if (!k) {
-    hvg_jconf_err(l, p, "'%s' is not a PEM private key (without a passphrase)",
-                  pt->private_key_file);
-    return;
-  }
-  int es = !strcmp(pt->algorithm, "ES384");
-  if (es) {
-    char group[64] = "";
-    size_t glen = 0;
-    if (!EVP_PKEY_is_a(k, "EC") ||
-        !EVP_PKEY_get_utf8_string_param(k, "group", group, sizeof group,
-                                        &glen) ||
-        (strcmp(group, "secp384r1") && strcmp(group, "P-384")))
-      hvg_jconf_err(l, p, "ES384 needs an EC key on curve P-384 (secp384r1)");
-  } else if (!EVP_PKEY_is_a(k, "RSA") || EVP_PKEY_get_bits(k) < 2048) {
-    hvg_jconf_err(l, p, "RS384 needs an RSA key of at least 2048 bits");
-  }
+  EVP_PKEY *k = NULL;
+  hvg_err err;
+  if (hvg_jwt_load_key(&k, pt->private_key_file, NULL, pt->algorithm, &err))
+    hvg_jconf_err(l, p, "%s", err.msg);
   EVP_PKEY_free(k);
 }
 
