@@ -3,6 +3,7 @@
 #include "fhir_check.h"
 #include "hv_mapper.h"
 #include "hv_tofhir.h"
+#include "hvg_run.h"
 #include "hvg_version.h"
 
 #include <errno.h>
@@ -35,15 +36,6 @@ typedef struct map_opts {
   int preview; /* check-mapping: records to show */
   int show_phi;
 } map_opts;
-
-typedef struct map_input {
-  const char *path;
-  const hv_source *src;
-} map_input;
-
-typedef struct map_stats {
-  unsigned long records, mapped, rejected, warnings;
-} map_stats;
 
 static void map__usage(FILE *f) {
   fputs(
@@ -235,41 +227,6 @@ static int map__load(const map_opts *o, hv_mapping **m, hv_catalog **cat) {
   return rc == HVG_ENOINPUT && !*cat ? HVG_EXIT_NOINPUT : HVG_EXIT_CONFIG;
 }
 
-/* Picks each input's source and orders screenings first. Exit code or -1. */
-static int map__inputs(const map_opts *o, const hv_mapping *m, int n,
-                       char **paths, map_input *in) {
-  int k = 0;
-  for (int pass = 0; pass < 2; pass++) {
-    for (int i = 0; i < n; i++) {
-      const hv_source *s = hv_mapping_source_for(m, paths[i], o->source);
-      if (!s) {
-        if (pass == 0) {
-          if (o->source)
-            fprintf(stderr, "hvgate: the mapping has no source named '%s'\n",
-                    o->source);
-          else
-            fprintf(stderr,
-                    "hvgate: %s: no source of %s matches this file name (or "
-                    "several do); name one with --source\n",
-                    paths[i], o->mapping);
-          return HVG_EXIT_USAGE;
-        }
-        continue;
-      }
-      if (!strcmp(paths[i], "-") && !o->source) {
-        fprintf(stderr, "hvgate: reading standard input needs --source\n");
-        return HVG_EXIT_USAGE;
-      }
-      if ((s->type == HV_REC_SCREENING) == (pass == 0)) {
-        in[k].path = paths[i];
-        in[k].src = s;
-        k++;
-      }
-    }
-  }
-  return -1;
-}
-
 static int map__flush(int fd, hvg_buf *b) {
   size_t off = 0;
   while (off < b->len) {
@@ -285,14 +242,54 @@ static int map__flush(int fd, hvg_buf *b) {
   return 0;
 }
 
-static void map__issues(FILE *f, const hv_result *res, map_stats *st) {
-  for (size_t i = 0; i < res->n_issues; i++) {
-    const hv_issue *is = &res->issues[i];
-    fprintf(f, "%s:%lu: %s: %s%s\n", res->rec.file, res->rec.line, is->key,
-            is->severity == HV_SEV_WARNING ? "warning: " : "", is->msg);
-    if (is->severity == HV_SEV_WARNING)
-      st->warnings++;
+/* What the map command's accept callback needs. */
+typedef struct map_ctx {
+  const map_opts *o;
+  hv_tofhir tf;
+  fhir_writer w; /* the collection Bundle (json/xml) */
+  hvg_buf out;
+  hvg_arena scratch;
+  int fd;
+  FILE *rej;
+  int io_error;
+} map_ctx;
+
+/* Writes one accepted record's Bundle: a line of ndjson, or an entry of the
+ * collection. A Bundle that cannot be built leaves no trace in the output. */
+static int map__accept(void *ctx, const hv_result *res) {
+  map_ctx *m = ctx;
+  size_t mark = m->out.len;
+  fhir_writer saved = m->w;
+  hvg_err err;
+  hvg_err_clear(&err);
+  hvg_arena_reset(&m->scratch);
+  int brc;
+  if (m->o->ndjson) {
+    fhir_writer w;
+    fhir_w_init(&w, &m->out, FHIR_JSON, 0);
+    brc = hv_tofhir_bundle(&m->tf, &w, res, &m->scratch, &err);
+    if (!brc)
+      brc = fhir_w_finish(&w) ? fhir_w_error(&w) : hvg_buf_addc(&m->out, '\n');
+  } else {
+    fhir_bundle_entry_begin(&m->w, NULL);
+    brc = hv_tofhir_bundle(&m->tf, &m->w, res, &m->scratch, &err);
+    if (!brc)
+      brc = fhir_bundle_entry_end(&m->w, NULL, &err);
   }
+  if (brc) {
+    hvg_buf_truncate(&m->out, mark);
+    m->w = saved;
+    fprintf(m->rej, "%s:%lu: %s: %s\n", res->rec.file, res->rec.line,
+            err.field[0] ? err.field : "(record)",
+            err.msg[0] ? err.msg : hvg_strerror(brc));
+    return 1;
+  }
+  if (m->out.len >= FLUSH_AT && map__flush(m->fd, &m->out)) {
+    fprintf(stderr, "hvgate: cannot write output: %s\n", strerror(errno));
+    m->io_error = 1;
+    return HVG_EXIT_IOERR;
+  }
+  return 0;
 }
 
 int hvg_cli_map(int argc, char **argv) {
@@ -300,166 +297,85 @@ int hvg_cli_map(int argc, char **argv) {
   int rc = map__parse(argc, argv, &o, 0);
   if (rc >= 0)
     return rc;
-  int ninputs = argc - optind;
-  char **paths = argv + optind;
   hv_mapping *m = NULL;
   hv_catalog *cat = NULL;
-  hv_mapper *mp = NULL;
-  hv_tofhir tf;
-  int tf_ready = 0;
-  map_input *in = calloc((size_t)ninputs, sizeof *in);
-  FILE *rej = stderr;
-  int fd = STDOUT_FILENO;
-  int exit_code = HVG_EXIT_OK;
-  hvg_buf out;
-  hvg_buf_init(&out, OUT_MAX);
-  hvg_arena scratch;
-  hvg_arena_init(&scratch, (size_t)16 << 20);
-  map_stats st = {0};
-  if (!in) {
-    exit_code = HVG_EXIT_SOFTWARE;
-    goto done;
-  }
+  map_ctx mc;
+  memset(&mc, 0, sizeof mc);
+  mc.o = &o;
+  mc.fd = STDOUT_FILENO;
+  mc.rej = stderr;
+  hvg_buf_init(&mc.out, OUT_MAX);
+  hvg_arena_init(&mc.scratch, (size_t)16 << 20);
+  int tf_ready = 0, exit_code = HVG_EXIT_OK;
   if ((rc = map__load(&o, &m, &cat)) >= 0) {
     exit_code = rc;
     goto done;
   }
-  if ((rc = map__inputs(&o, m, ninputs, paths, in)) >= 0) {
-    exit_code = rc;
-    goto done;
-  }
-  hv_mapper_opts mo = {o.today_days, 0};
-  for (int i = 0; i < ninputs; i++)
-    mo.track_screenings |= in[i].src->type == HV_REC_REFERRAL;
-  if (hv_mapper_new(&mp, m, cat, &mo) || hv_tofhir_init(&tf, m, cat)) {
+  if (hv_tofhir_init(&mc.tf, m, cat)) {
     exit_code = HVG_EXIT_SOFTWARE;
     goto done;
   }
   tf_ready = 1;
-  if (o.rejects && !(rej = fopen(o.rejects, "w"))) {
+  if (o.rejects && !(mc.rej = fopen(o.rejects, "w"))) {
     fprintf(stderr, "hvgate: %s: cannot write: %s\n", o.rejects,
             strerror(errno));
-    rej = stderr;
+    mc.rej = stderr;
     exit_code = HVG_EXIT_IOERR;
     goto done;
   }
-  if (o.output &&
-      (fd = open(o.output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+  if (o.output && (mc.fd = open(o.output, O_WRONLY | O_CREAT | O_TRUNC |
+                                              O_CLOEXEC,
+                                0644)) < 0) {
     fprintf(stderr, "hvgate: %s: cannot write: %s\n", o.output,
             strerror(errno));
-    fd = STDOUT_FILENO;
+    mc.fd = STDOUT_FILENO;
     exit_code = HVG_EXIT_IOERR;
     goto done;
   }
-
-  unsigned wflags = (o.pretty ? FHIR_W_PRETTY : 0);
-  fhir_writer w;
-  fhir_w_init(&w, &out, o.fmt, wflags);
+  fhir_w_init(&mc.w, &mc.out, o.fmt, o.pretty ? FHIR_W_PRETTY : 0);
   hvg_err err;
   hvg_err_clear(&err);
-  if (!o.ndjson &&
-      fhir_bundle_begin(&w, NULL, "collection", NULL, &err)) {
+  if (!o.ndjson && fhir_bundle_begin(&mc.w, NULL, "collection", NULL, &err)) {
     exit_code = HVG_EXIT_SOFTWARE;
     goto done;
   }
-  for (int i = 0; i < ninputs; i++) {
-    const char *path = in[i].path;
-    hvg_err_clear(&err);
-    rc = hv_mapper_open(mp, path, NULL, in[i].src, &err);
-    if (rc) {
-      fprintf(stderr, "%s: %s%s%s\n", path, err.field[0] ? err.field : "",
-              err.field[0] ? ": " : "", err.msg[0] ? err.msg : hvg_strerror(rc));
-      int code = rc == HVG_ENOINPUT ? HVG_EXIT_NOINPUT
-                 : rc == HVG_ENOTFOUND ? HVG_EXIT_CONFIG
-                                       : HVG_EXIT_DATAERR;
-      if (exit_code == HVG_EXIT_OK || code == HVG_EXIT_NOINPUT)
-        exit_code = code;
-      continue;
-    }
-    hv_result res;
-    while ((rc = hv_mapper_next(mp, &res, &err)) == 1) {
-      st.records++;
-      if (res.rejected) {
-        st.rejected++;
-        map__issues(rej, &res, &st);
-        continue;
-      }
-      if (res.n_issues)
-        map__issues(rej, &res, &st);
-      size_t mark = out.len;
-      fhir_writer saved = w;
-      hvg_arena_reset(&scratch);
-      int brc;
-      if (o.ndjson) {
-        fhir_w_init(&w, &out, FHIR_JSON, 0);
-        brc = hv_tofhir_bundle(&tf, &w, &res, &scratch, &err);
-        if (!brc)
-          brc = fhir_w_finish(&w) ? fhir_w_error(&w) : hvg_buf_addc(&out, '\n');
-      } else {
-        fhir_bundle_entry_begin(&w, NULL);
-        brc = hv_tofhir_bundle(&tf, &w, &res, &scratch, &err);
-        if (!brc)
-          brc = fhir_bundle_entry_end(&w, NULL, &err);
-      }
-      if (brc) {
-        hvg_buf_truncate(&out, mark);
-        w = saved;
-        st.rejected++;
-        fprintf(rej, "%s:%lu: %s: %s\n", res.rec.file, res.rec.line,
-                err.field[0] ? err.field : "(record)",
-                err.msg[0] ? err.msg : hvg_strerror(brc));
-        continue;
-      }
-      st.mapped++;
-      if (out.len >= FLUSH_AT && map__flush(fd, &out)) {
-        fprintf(stderr, "hvgate: cannot write output: %s\n", strerror(errno));
-        exit_code = HVG_EXIT_IOERR;
-        goto done;
-      }
-    }
-    if (rc < 0) {
-      fprintf(stderr, "%s:%lu: %s (the rest of this file is not read)\n",
-              path, hv_mapper_line(mp),
-              err.msg[0] ? err.msg : hvg_strerror(rc));
-      if (exit_code == HVG_EXIT_OK)
-        exit_code = HVG_EXIT_DATAERR;
-    }
-    hv_mapper_close(mp);
-  }
+  hvg_run run = {m, cat, o.today_days, o.source, mc.rej, map__accept, NULL,
+                 &mc, {0, 0, 0, 0}};
+  exit_code = hvg_run_files(&run, argc - optind, argv + optind);
+  if (mc.io_error)
+    goto done;
   if (!o.ndjson) {
-    fhir_bundle_end(&w);
-    if (fhir_w_finish(&w) || (!o.pretty && hvg_buf_addc(&out, '\n'))) {
+    fhir_bundle_end(&mc.w);
+    if (fhir_w_finish(&mc.w) || (!o.pretty && hvg_buf_addc(&mc.out, '\n'))) {
       fprintf(stderr, "hvgate: output error: %s\n",
-              hvg_strerror(fhir_w_error(&w)));
+              hvg_strerror(fhir_w_error(&mc.w)));
       exit_code = HVG_EXIT_SOFTWARE;
       goto done;
     }
   }
-  if (map__flush(fd, &out) || (o.output && fsync(fd) && errno != EINVAL)) {
+  if (map__flush(mc.fd, &mc.out) ||
+      (o.output && fsync(mc.fd) && errno != EINVAL)) {
     fprintf(stderr, "hvgate: cannot write output: %s\n", strerror(errno));
     exit_code = HVG_EXIT_IOERR;
     goto done;
   }
-  if (st.rejected && exit_code == HVG_EXIT_OK)
-    exit_code = HVG_EXIT_DATAERR;
   if (!o.quiet)
     fprintf(stderr,
             "hvgate map: %lu records: %lu mapped, %lu rejected, %lu "
             "warnings\n",
-            st.records, st.mapped, st.rejected, st.warnings);
+            run.st.records, run.st.accepted, run.st.rejected,
+            run.st.warnings);
 done:
-  if (fd != STDOUT_FILENO && close(fd) && exit_code == HVG_EXIT_OK)
+  if (mc.fd != STDOUT_FILENO && close(mc.fd) && exit_code == HVG_EXIT_OK)
     exit_code = HVG_EXIT_IOERR;
-  if (rej != stderr)
-    fclose(rej);
-  hvg_buf_free(&out);
-  hvg_arena_free(&scratch);
+  if (mc.rej != stderr)
+    fclose(mc.rej);
+  hvg_buf_free(&mc.out);
+  hvg_arena_free(&mc.scratch);
   if (tf_ready)
-    hv_tofhir_free(&tf);
-  hv_mapper_free(mp);
+    hv_tofhir_free(&mc.tf);
   hv_catalog_free(cat);
   hv_mapping_free(m);
-  free(in);
   return exit_code;
 }
 
@@ -483,6 +399,28 @@ static void check__preview(const hv_result *res, int show_phi) {
            res->interpretation ? "positive" : "negative");
 }
 
+typedef struct check_ctx {
+  int shown, preview, show_phi;
+} check_ctx;
+
+static int check__accept(void *ctx, const hv_result *res) {
+  check_ctx *c = ctx;
+  if (c->shown < c->preview) {
+    check__preview(res, c->show_phi);
+    c->shown++;
+  }
+  return 0;
+}
+
+static void check__file_done(void *ctx, const char *path,
+                             const hv_source *src, const hvg_run_stats *fs) {
+  check_ctx *c = ctx;
+  printf("%s: %lu records as source '%s': %lu would be rejected, %lu "
+         "warnings\n",
+         path, fs->records, src->name, fs->rejected, fs->warnings);
+  c->shown = 0;
+}
+
 int hvg_cli_check_mapping(int argc, char **argv) {
   map_opts o;
   int rc = map__parse(argc, argv, &o, 1);
@@ -499,64 +437,13 @@ int hvg_cli_check_mapping(int argc, char **argv) {
   for (size_t i = 0; i < m->n_sources; i++)
     printf("  %-16s %-10s %zu fields\n", m->sources[i].name,
            hv_rectype_name(m->sources[i].type), m->sources[i].n_fields);
-  int ninputs = argc - optind;
   int exit_code = HVG_EXIT_OK;
-  map_input *in = ninputs ? calloc((size_t)ninputs, sizeof *in) : NULL;
-  hv_mapper *mp = NULL;
-  if (ninputs && !in) {
-    exit_code = HVG_EXIT_SOFTWARE;
-    goto done;
+  if (argc > optind) {
+    check_ctx cc = {0, o.preview, o.show_phi};
+    hvg_run run = {m,  cat, o.today_days, o.source, stderr, check__accept,
+                   check__file_done, &cc, {0, 0, 0, 0}};
+    exit_code = hvg_run_files(&run, argc - optind, argv + optind);
   }
-  if (ninputs && (rc = map__inputs(&o, m, ninputs, argv + optind, in)) >= 0) {
-    exit_code = rc;
-    goto done;
-  }
-  hv_mapper_opts mo = {o.today_days, 0};
-  for (int i = 0; i < ninputs; i++)
-    mo.track_screenings |= in[i].src->type == HV_REC_REFERRAL;
-  if (hv_mapper_new(&mp, m, cat, &mo)) {
-    exit_code = HVG_EXIT_SOFTWARE;
-    goto done;
-  }
-  for (int i = 0; i < ninputs; i++) {
-    hvg_err err;
-    hvg_err_clear(&err);
-    rc = hv_mapper_open(mp, in[i].path, NULL, in[i].src, &err);
-    if (rc) {
-      fprintf(stderr, "%s: %s%s%s\n", in[i].path,
-              err.field[0] ? err.field : "", err.field[0] ? ": " : "",
-              err.msg[0] ? err.msg : hvg_strerror(rc));
-      exit_code = rc == HVG_ENOINPUT ? HVG_EXIT_NOINPUT : HVG_EXIT_CONFIG;
-      continue;
-    }
-    map_stats st = {0};
-    hv_result res;
-    int shown = 0;
-    while ((rc = hv_mapper_next(mp, &res, &err)) == 1) {
-      st.records++;
-      if (res.n_issues)
-        map__issues(stderr, &res, &st);
-      if (res.rejected) {
-        st.rejected++;
-      } else if (shown < o.preview) {
-        check__preview(&res, o.show_phi);
-        shown++;
-      }
-    }
-    if (rc < 0) {
-      fprintf(stderr, "%s:%s: %s\n", in[i].path, err.field, err.msg);
-      exit_code = HVG_EXIT_DATAERR;
-    }
-    printf("%s: %lu records as source '%s': %lu would be rejected, %lu "
-           "warnings\n",
-           in[i].path, st.records, in[i].src->name, st.rejected, st.warnings);
-    if (st.rejected && exit_code == HVG_EXIT_OK)
-      exit_code = HVG_EXIT_DATAERR;
-    hv_mapper_close(mp);
-  }
-done:
-  hv_mapper_free(mp);
-  free(in);
   hv_catalog_free(cat);
   hv_mapping_free(m);
   return exit_code;

@@ -1,0 +1,137 @@
+#include "hvg_run.h"
+
+#include "hvg_cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct hvg__input {
+  const char *path;
+  const hv_source *src;
+} hvg__input;
+
+/* Dependency order of record types: consents gate what may be sent,
+ * screenings are the reasons referrals point to. */
+static int hvg__rank(hv_rectype t) {
+  return t == HV_REC_CONSENT ? 0 : t == HV_REC_SCREENING ? 1 : 2;
+}
+
+void hvg_run_print_issues(FILE *f, const hv_result *res, hvg_run_stats *st) {
+  for (size_t i = 0; i < res->n_issues; i++) {
+    const hv_issue *is = &res->issues[i];
+    fprintf(f, "%s:%lu: %s: %s%s\n", res->rec.file, res->rec.line, is->key,
+            is->severity == HV_SEV_WARNING ? "warning: " : "", is->msg);
+    if (is->severity == HV_SEV_WARNING)
+      st->warnings++;
+  }
+}
+
+/* Picks each input's source; exit code or -1. */
+static int hvg__inputs(const hvg_run *r, int n, char **paths, hvg__input *in) {
+  int k = 0;
+  for (int rank = 0; rank < 3; rank++) {
+    for (int i = 0; i < n; i++) {
+      const hv_source *s = hv_mapping_source_for(r->map, paths[i], r->source);
+      if (!s && rank == 0) {
+        if (r->source)
+          fprintf(stderr, "hvgate: the mapping has no source named '%s'\n",
+                  r->source);
+        else
+          fprintf(stderr,
+                  "hvgate: %s: no source of %s matches this file name (or "
+                  "several do); name one with --source\n",
+                  paths[i], r->map->path);
+        return HVG_EXIT_USAGE;
+      }
+      if (rank == 0 && !strcmp(paths[i], "-") && !r->source) {
+        fprintf(stderr, "hvgate: reading standard input needs --source\n");
+        return HVG_EXIT_USAGE;
+      }
+      if (s && hvg__rank(s->type) == rank) {
+        in[k].path = paths[i];
+        in[k].src = s;
+        k++;
+      }
+    }
+  }
+  return -1;
+}
+
+int hvg_run_files(hvg_run *r, int n, char **paths) {
+  FILE *iss = r->issues ? r->issues : stderr;
+  memset(&r->st, 0, sizeof r->st);
+  hvg__input *in = calloc(n > 0 ? (size_t)n : 1, sizeof *in);
+  if (!in)
+    return HVG_EXIT_SOFTWARE;
+  int code = hvg__inputs(r, n, paths, in);
+  if (code >= 0) {
+    free(in);
+    return code;
+  }
+  code = HVG_EXIT_OK;
+  hv_mapper_opts mo = {r->today_days, 0};
+  for (int i = 0; i < n; i++)
+    mo.track_screenings |= in[i].src->type == HV_REC_REFERRAL;
+  hv_mapper *mp = NULL;
+  if (hv_mapper_new(&mp, r->map, r->cat, &mo)) {
+    free(in);
+    return HVG_EXIT_SOFTWARE;
+  }
+  for (int i = 0; i < n && code <= HVG_EXIT_DATAERR; i++) {
+    hvg_err err;
+    hvg_err_clear(&err);
+    int rc = hv_mapper_open(mp, in[i].path, NULL, in[i].src, &err);
+    if (rc) {
+      fprintf(stderr, "%s: %s%s%s\n", in[i].path, err.field,
+              err.field[0] ? ": " : "",
+              err.msg[0] ? err.msg : hvg_strerror(rc));
+      int c = rc == HVG_ENOINPUT   ? HVG_EXIT_NOINPUT
+              : rc == HVG_ENOTFOUND ? HVG_EXIT_CONFIG
+              : rc == HVG_ENOMEM    ? HVG_EXIT_SOFTWARE
+                                    : HVG_EXIT_DATAERR;
+      if (code == HVG_EXIT_OK || c != HVG_EXIT_DATAERR)
+        code = c;
+      continue;
+    }
+    hvg_run_stats fs = {0};
+    hv_result res;
+    while ((rc = hv_mapper_next(mp, &res, &err)) == 1) {
+      fs.records++;
+      hvg_run_print_issues(iss, &res, &fs);
+      if (res.rejected) {
+        fs.rejected++;
+        continue;
+      }
+      int a = r->accept ? r->accept(r->ctx, &res) : 0;
+      if (a > 1) {
+        code = a;
+        break;
+      }
+      if (a == 1)
+        fs.rejected++;
+      else
+        fs.accepted++;
+    }
+    if (rc < 0) {
+      fprintf(stderr, "%s:%lu: %s (the rest of this file is not read)\n",
+              in[i].path, hv_mapper_line(mp),
+              err.msg[0] ? err.msg : hvg_strerror(rc));
+      if (rc == HVG_ENOMEM)
+        code = HVG_EXIT_SOFTWARE;
+      else if (code == HVG_EXIT_OK)
+        code = HVG_EXIT_DATAERR;
+    }
+    r->st.records += fs.records;
+    r->st.accepted += fs.accepted;
+    r->st.rejected += fs.rejected;
+    r->st.warnings += fs.warnings;
+    if (r->file_done)
+      r->file_done(r->ctx, in[i].path, in[i].src, &fs);
+    hv_mapper_close(mp);
+  }
+  hv_mapper_free(mp);
+  free(in);
+  if (r->st.rejected && code == HVG_EXIT_OK)
+    code = HVG_EXIT_DATAERR;
+  return code;
+}
