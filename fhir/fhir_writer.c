@@ -398,6 +398,18 @@ static void w__prim(fhir_writer *w, const char *name, const char *v, size_t n,
   W_LIT(w, "\"/>");
 }
 
+void fhir_w_null(fhir_writer *w) {
+  if (w->err)
+    return;
+  fhir__wframe *f = w__top(w);
+  if (w->fmt != FHIR_JSON || !f || f->kind != W_ARR) {
+    W_FAIL(w, HVG_EINVAL);
+    return;
+  }
+  w__child_prefix(w, w->depth - 1, NULL, 0);
+  W_LIT(w, "null");
+}
+
 void fhir_w_stringn(fhir_writer *w, const char *name, const char *value,
                     size_t len) {
   if (!value || !len)

@@ -79,6 +79,11 @@ void fhir_w_number(fhir_writer *w, const char *name, const char *text);
 void fhir_w_int(fhir_writer *w, const char *name, long long value);
 void fhir_w_bool(fhir_writer *w, const char *name, int value);
 
+/* JSON only: a null item of a primitive array, keeping it aligned with its
+ * "_name" companion array (["a", null] / [null, {"id": "x"}]). Outside an
+ * array, or in XML (where such items are simply absent), HVG_EINVAL. */
+void fhir_w_null(fhir_writer *w);
+
 /* Narrative div: XHTML text; written raw in XML, as a string in JSON. */
 void fhir_w_xhtml(fhir_writer *w, const char *name, const char *div);
 

@@ -45,28 +45,64 @@ static void hvg__no_secrets(hvg_jconf *l, const cJSON *obj, const char *ptr) {
   }
 }
 
-/* An http(s) URL with a host; plain http only to a loopback host (a test
- * peer), since everything sent is PHI. */
+/* Whether the authority (host[:port]) names this machine: "localhost",
+ * [::1] or an IPv4 literal 127.x.y.z, exactly. */
+static int hvg__loopback(const char *auth, size_t n) {
+  size_t hl = n;
+  if (auth[0] == '[') {
+    const char *rb = memchr(auth, ']', n);
+    hl = rb ? (size_t)(rb - auth) + 1 : n;
+  } else {
+    const char *colon = memchr(auth, ':', n);
+    if (colon)
+      hl = (size_t)(colon - auth);
+  }
+  if ((hl == 9 && !strncasecmp(auth, "localhost", 9)) ||
+      (hl == 5 && !strncmp(auth, "[::1]", 5)))
+    return 1;
+  if (hl < 7 || strncmp(auth, "127.", 4))
+    return 0;
+  int dots = 0, digits = 0;
+  for (size_t i = 4; i < hl; i++) {
+    if (auth[i] == '.' && digits) {
+      dots++;
+      digits = 0;
+    } else if (auth[i] >= '0' && auth[i] <= '9' && digits < 3) {
+      digits++;
+    } else {
+      return 0;
+    }
+  }
+  return dots == 2 && digits;
+}
+
+/* An http(s) URL with a host and no user:password; plain http only to this
+ * machine (a test peer), since everything sent is health information. */
 static void hvg__check_url(hvg_jconf *l, const char *url, const char *p,
                            int allow_http) {
   if (!url)
     return;
-  const char *host;
-  if (!strncasecmp(url, "https://", 8))
-    host = url + 8;
-  else if (!strncasecmp(url, "http://", 7))
-    host = url + 7;
-  else {
+  const char *auth;
+  int plain = 0;
+  if (!strncasecmp(url, "https://", 8)) {
+    auth = url + 8;
+  } else if (!strncasecmp(url, "http://", 7)) {
+    auth = url + 7;
+    plain = 1;
+  } else {
     hvg_jconf_err(l, p, "'%s' is not an http or https URL", url);
     return;
   }
-  if (!*host || *host == '/' || !fhir_check_uri(url)) {
+  size_t an = strcspn(auth, "/?#");
+  if (!an || !fhir_check_uri(url)) {
     hvg_jconf_err(l, p, "'%s' is not a valid URL", url);
     return;
   }
-  int loopback = !strncmp(host, "127.", 4) || !strncmp(host, "localhost", 9) ||
-                 !strncmp(host, "[::1]", 5);
-  if (host == url + 7 && !loopback && !allow_http)
+  if (memchr(auth, '@', an)) {
+    hvg_jconf_err(l, p, "a URL must not carry a user name or password");
+    return;
+  }
+  if (plain && !allow_http && !hvg__loopback(auth, an))
     hvg_jconf_err(l, p,
                   "plain http to a non-local host would send health "
                   "information unencrypted: use https (or set "
@@ -226,7 +262,16 @@ static void hvg__partner(hvg_jconf *l, const cJSON *js, const char *ptr,
 
   pt->tls_verify = 1;
   const cJSON *tls = cJSON_GetObjectItemCaseSensitive(js, "tls");
-  if (tls) {
+  const cJSON *to = cJSON_GetObjectItemCaseSensitive(js, "timeouts");
+  const cJSON *sr = cJSON_GetObjectItemCaseSensitive(js, "status_return");
+  static const char *const objs[] = {"tls", "timeouts", "status_return"};
+  const cJSON *ov[] = {tls, to, sr};
+  for (int i = 0; i < 3; i++)
+    if (ov[i] && !cJSON_IsObject(ov[i])) {
+      hvg_jconf_ptr(p, sizeof p, ptr, objs[i]);
+      hvg_jconf_err(l, p, "must be an object");
+    }
+  if (cJSON_IsObject(tls)) {
     hvg_jconf_ptr(p, sizeof p, ptr, "tls");
     static const char *const tk[] = {"verify", "ca_file", "client_cert_file",
                                      "client_key_file", HVG__SECRET_KEYS,
@@ -241,7 +286,6 @@ static void hvg__partner(hvg_jconf *l, const cJSON *js, const char *ptr,
       hvg_jconf_err(l, p, "mutual TLS needs both client_cert_file and "
                           "client_key_file");
   }
-  const cJSON *to = cJSON_GetObjectItemCaseSensitive(js, "timeouts");
   hvg_jconf_ptr(p, sizeof p, ptr, "timeouts");
   static const char *const tok[] = {"connect_ms", "total_ms", NULL};
   hvg_jconf_only(l, to, p, tok);
@@ -250,11 +294,11 @@ static void hvg__partner(hvg_jconf *l, const cJSON *js, const char *ptr,
   pt->timeout_ms = hvg_jconf_int(l, to, "total_ms", p, 1000, 600000, 60000);
   pt->workers = hvg_jconf_int(l, js, "workers", ptr, 1, 64, 2);
 
-  const cJSON *sr = cJSON_GetObjectItemCaseSensitive(js, "status_return");
   hvg_jconf_ptr(p, sizeof p, ptr, "status_return");
   static const char *const sk[] = {"mode", "interval_s", NULL};
   hvg_jconf_only(l, sr, p, sk);
-  const char *mode = sr ? hvg_jconf_str(l, sr, "mode", p, 1) : NULL;
+  const char *mode =
+      cJSON_IsObject(sr) ? hvg_jconf_str(l, sr, "mode", p, 1) : NULL;
   pt->status_mode = HVG_STATUS_PUSH;
   if (mode && !strcmp(mode, "poll"))
     pt->status_mode = HVG_STATUS_POLL;
