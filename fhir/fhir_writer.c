@@ -329,8 +329,10 @@ void fhir_w_object_begin(fhir_writer *w, const char *name) {
   if (w__push(w, W_OBJ, name))
     return;
   fhir__wframe *f = w__top(w);
-  f->is_ext = f->name && (strcmp(f->name, "extension") == 0 ||
-                          strcmp(f->name, "modifierExtension") == 0);
+  /* first letters first: this runs for every object of every Bundle */
+  f->is_ext = f->name &&
+              ((f->name[0] == 'e' && strcmp(f->name, "extension") == 0) ||
+               (f->name[0] == 'm' && strcmp(f->name, "modifierExtension") == 0));
 }
 
 void fhir_w_object_end(fhir_writer *w) { w__pop(w, W_OBJ); }
