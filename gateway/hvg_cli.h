@@ -18,5 +18,9 @@ enum hvg_exit {
 int hvg_cli_map(int argc, char **argv);
 int hvg_cli_check_mapping(int argc, char **argv);
 int hvg_cli_check_config(int argc, char **argv);
+int hvg_cli_ingest(int argc, char **argv);
+int hvg_cli_serve(int argc, char **argv);
+int hvg_cli_status(int argc, char **argv);
+int hvg_cli_replay(int argc, char **argv);
 
 #endif

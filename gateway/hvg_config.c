@@ -4,12 +4,14 @@
 #include "hvg_err.h"
 #include "hvg_jconf.h"
 #include "hvg_jwt.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HVG__CONFIG_MAX_FILE ((size_t)4 * 1024 * 1024)
@@ -608,4 +610,19 @@ const hvg_program *hvg_config_program(const hvg_config *c, const char *id) {
     if (c->programs[i].id && !strcmp(c->programs[i].id, id))
       return &c->programs[i];
   return NULL;
+}
+
+int hvg_config_open_store(const hvg_config *c, store **st, hvg_err *err) {
+  *st = NULL;
+  const char *slash = strrchr(c->store_path, '/');
+  if (slash && slash != c->store_path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - c->store_path),
+             c->store_path);
+    if (mkdir(dir, 0700) && errno != EEXIST)
+      return hvg_err_set(err, HVG_EIO, NULL, "cannot create %s: %s", dir,
+                         strerror(errno));
+  }
+  store_opts so = {c->store_full_sync, 0};
+  return store_open(st, c->store_path, &so, err);
 }

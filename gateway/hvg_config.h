@@ -14,6 +14,7 @@
 #include "hv_mapping.h"
 #include "hvg_arena.h"
 #include "hvg_buf.h"
+#include "hvg_err.h"
 
 #include <stddef.h>
 
@@ -101,6 +102,13 @@ const hvg_partner *hvg_config_partner_for_org(const hvg_config *c,
                                               const char *org);
 
 const hvg_partner *hvg_config_partner(const hvg_config *c, const char *id);
+
+/* Opens the configured store, creating its directory (mode 0700: it holds
+ * health information) when missing. Returns 0 and *st, or the store's error
+ * (HVG_EIO, HVG_ECONFIG, HVG_ENOMEM) with err set. */
+struct store;
+int hvg_config_open_store(const hvg_config *c, struct store **st,
+                          hvg_err *err);
 const hvg_program *hvg_config_program(const hvg_config *c, const char *id);
 
 #endif

@@ -15,6 +15,10 @@ static const struct {
      "check a mapping file, optionally against export files"},
     {"check-config", hvg_cli_check_config,
      "check a gateway configuration and the files it names"},
+    {"ingest", hvg_cli_ingest, "store export files, queued for the partners"},
+    {"serve", hvg_cli_serve, "deliver queued records to the partners"},
+    {"status", hvg_cli_status, "queue, deliveries and dead letters per partner"},
+    {"replay", hvg_cli_replay, "queue dead letters again"},
 };
 
 static void usage(FILE *f) {

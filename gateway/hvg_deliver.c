@@ -1,0 +1,448 @@
+#include "hvg_deliver.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define HVG__MAX_ENTRIES 64 /* entries of one gateway Bundle */
+
+int hvg_deliver_init(hvg_deliverer *d, const hvg_partner *p,
+                     const char *store_path, const store_opts *so, FILE *log,
+                     hvg_err *err) {
+  memset(d, 0, sizeof *d);
+  d->p = p;
+  d->log = log;
+  d->hold_ms = HVG_DELIVER_HOLD_MS;
+  d->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)d;
+  int rc = store_open(&d->st, store_path, so, err);
+  if (rc)
+    return rc;
+  hvg_http_opts ho = {p->connect_timeout_ms, p->timeout_ms, p->tls_verify,
+                      p->ca_file,            p->client_cert_file,
+                      p->client_key_file,    0};
+  if ((rc = hvg_http_new(&d->http, &ho, err)))
+    return rc;
+  return hvg_auth_init(&d->auth, p, err);
+}
+
+void hvg_deliver_free(hvg_deliverer *d) {
+  if (!d)
+    return;
+  hvg_auth_free(&d->auth);
+  hvg_http_free(d->http);
+  store_close(d->st);
+  d->http = NULL;
+  d->st = NULL;
+}
+
+/* xorshift64*: jitter only, not security */
+static double hvg__rand01(hvg_deliverer *d) {
+  d->rng ^= d->rng >> 12;
+  d->rng ^= d->rng << 25;
+  d->rng ^= d->rng >> 27;
+  return (double)((d->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+/* Exponential backoff with "equal jitter": half fixed, half random, so
+ * retries of many records spread out but none comes back too soon. */
+static int64_t hvg__backoff(hvg_deliverer *d, int attempts, long retry_after_s) {
+  double base = HVG_DELIVER_BACKOFF_MIN_MS;
+  for (int i = 1; i < attempts && base < HVG_DELIVER_BACKOFF_MAX_MS; i++)
+    base *= 2;
+  if (base > HVG_DELIVER_BACKOFF_MAX_MS)
+    base = HVG_DELIVER_BACKOFF_MAX_MS;
+  int64_t ms = (int64_t)(base / 2 + hvg__rand01(d) * base / 2);
+  if (retry_after_s >= 0 && retry_after_s * 1000 > ms)
+    ms = retry_after_s * 1000;
+  return ms;
+}
+
+/* One JSON log line; values are ids, codes and numbers only. */
+static void hvg__log(hvg_deliverer *d, const char *level, const char *event,
+                     const store_item *it, long status, const char *detail,
+                     double ms) {
+  if (!d->log)
+    return;
+  cJSON *o = cJSON_CreateObject();
+  if (!o)
+    return;
+  char ts[32];
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  cJSON_AddStringToObject(o, "ts", ts);
+  cJSON_AddStringToObject(o, "level", level);
+  cJSON_AddStringToObject(o, "event", event);
+  cJSON_AddStringToObject(o, "partner", d->p->id);
+  if (it) {
+    cJSON_AddNumberToObject(o, "outbox_id", (double)it->id);
+    cJSON_AddStringToObject(o, "program", it->program);
+    cJSON_AddStringToObject(o, "record_type", it->record_type);
+    cJSON_AddStringToObject(o, "record_id", it->record_id);
+    cJSON_AddNumberToObject(o, "version", (double)it->version);
+    cJSON_AddNumberToObject(o, "attempt", it->attempts);
+  }
+  if (status)
+    cJSON_AddNumberToObject(o, "http_status", (double)status);
+  if (ms >= 0)
+    cJSON_AddNumberToObject(o, "ms", (double)(long)(ms * 10) / 10);
+  if (detail)
+    cJSON_AddStringToObject(o, "detail", detail);
+  char *s = cJSON_PrintUnformatted(o);
+  if (s) {
+    fprintf(d->log, "%s\n", s);
+    fflush(d->log);
+    free(s);
+  }
+  cJSON_Delete(o);
+}
+
+/* What one entry of our Bundle is: its resource type and identifier
+ * ("system|value", from ifNoneExist), so a response location can be stored
+ * against it. */
+typedef struct hvg__entry {
+  char type[64];
+  char identifier[1024];
+} hvg__entry;
+
+static int hvg__unhex(int c) {
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                : -1;
+}
+
+/* "identifier=sys|val" (percent-encoded, search-escaped) -> "sys|val" */
+static void hvg__identifier(const char *ine, char *out, size_t cap) {
+  size_t o = 0;
+  out[0] = '\0';
+  if (!ine || strncmp(ine, "identifier=", 11))
+    return;
+  for (const char *p = ine + 11; *p && o + 1 < cap; p++) {
+    int c = (unsigned char)*p;
+    if (c == '%' && hvg__unhex(p[1]) >= 0 && hvg__unhex(p[2]) >= 0) {
+      c = hvg__unhex(p[1]) * 16 + hvg__unhex(p[2]);
+      p += 2;
+      if (c == '\\' && p[1] == '%' && p[2] && p[3]) { /* "\x" search escape */
+        int e = hvg__unhex(p[2]) * 16 + hvg__unhex(p[3]);
+        if (hvg__unhex(p[2]) >= 0 && hvg__unhex(p[3]) >= 0) {
+          c = e;
+          p += 3;
+        }
+      }
+    }
+    out[o++] = (char)c;
+  }
+  out[o] = '\0';
+}
+
+/* Reads the entries of the stored Bundle and, for a changed record, turns
+ * the conditional creates of resources the partner already has into
+ * updates of those ids. *body gets the text to send: the item's own bytes
+ * when nothing changed (owned = 0) or a new string the caller frees. */
+static int hvg__prepare(hvg_deliverer *d, const store_item *it,
+                        hvg__entry *ents, size_t *n_ents, char **body,
+                        int *owned, hvg_err *err) {
+  *n_ents = 0;
+  *owned = 0;
+  *body = (char *)it->bundle;
+  cJSON *b = cJSON_ParseWithLength(it->bundle, it->bundle_len);
+  if (!b)
+    return hvg_err_set(err, HVG_ESYNTAX, NULL, "stored Bundle unreadable");
+  const cJSON *entries = cJSON_GetObjectItemCaseSensitive(b, "entry");
+  const cJSON *e;
+  int changed = 0;
+  hvg_buf id;
+  hvg_buf_init(&id, 256);
+  cJSON_ArrayForEach(e, entries) {
+    if (*n_ents == HVG__MAX_ENTRIES)
+      break;
+    cJSON *req = cJSON_GetObjectItemCaseSensitive(e, "request");
+    cJSON *res = cJSON_GetObjectItemCaseSensitive(e, "resource");
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(req, "url");
+    const cJSON *ine = cJSON_GetObjectItemCaseSensitive(req, "ifNoneExist");
+    hvg__entry *en = &ents[(*n_ents)++];
+    snprintf(en->type, sizeof en->type, "%s",
+             cJSON_IsString(url) ? url->valuestring : "");
+    hvg__identifier(cJSON_IsString(ine) ? ine->valuestring : NULL,
+                    en->identifier, sizeof en->identifier);
+    if (it->version <= 1 || !en->identifier[0])
+      continue;
+    hvg_buf_reset(&id);
+    hvg_err serr;
+    int rc = store_server_id(d->st, d->p->id, en->type, en->identifier, &id,
+                             NULL, &serr);
+    if (rc == HVG_ENOTFOUND)
+      continue;
+    if (rc) {
+      hvg_buf_free(&id);
+      cJSON_Delete(b);
+      *err = serr;
+      return rc;
+    }
+    /* PUT Type/id: the same resource, updated */
+    char put[600];
+    snprintf(put, sizeof put, "%s/%s", en->type, id.data);
+    cJSON_ReplaceItemInObjectCaseSensitive(req, "method",
+                                           cJSON_CreateString("PUT"));
+    cJSON_ReplaceItemInObjectCaseSensitive(req, "url", cJSON_CreateString(put));
+    cJSON_DeleteItemFromObjectCaseSensitive(req, "ifNoneExist");
+    if (cJSON_IsObject(res)) {
+      cJSON_DeleteItemFromObjectCaseSensitive(res, "id");
+      cJSON_AddStringToObject(res, "id", id.data);
+    }
+    changed = 1;
+  }
+  hvg_buf_free(&id);
+  int rc = 0;
+  if (changed) {
+    *body = cJSON_PrintUnformatted(b);
+    if (!*body)
+      rc = hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
+    *owned = 1;
+  }
+  cJSON_Delete(b);
+  return rc;
+}
+
+/* Splits "Type/id/_history/vid" (relative or absolute URL) into its parts. */
+static int hvg__location(const char *loc, char *type, char *id, char *vid,
+                         size_t cap) {
+  const char *h = strstr(loc, "/_history/");
+  const char *end = h ? h : loc + strlen(loc);
+  const char *slash = end;
+  while (slash > loc && slash[-1] != '/')
+    slash--;
+  if (slash <= loc + 1)
+    return -1;
+  const char *tslash = slash - 1, *t = tslash;
+  while (t > loc && t[-1] != '/')
+    t--;
+  size_t tl = (size_t)(tslash - t), il = (size_t)(end - slash);
+  if (!tl || !il || tl >= cap || il >= cap)
+    return -1;
+  memcpy(type, t, tl);
+  type[tl] = '\0';
+  memcpy(id, slash, il);
+  id[il] = '\0';
+  snprintf(vid, cap, "%s", h ? h + 10 : "");
+  return 0;
+}
+
+static void hvg__settle_ok(hvg_deliverer *d, const store_item *it,
+                           const hvg__entry *ents, size_t n_ents,
+                           const hvg_http_resp *r, int64_t now, double ms,
+                           hvg_err *err) {
+  store_assigned_id ids[HVG__MAX_ENTRIES];
+  char types[HVG__MAX_ENTRIES][64], sids[HVG__MAX_ENTRIES][128],
+      vids[HVG__MAX_ENTRIES][128];
+  size_t n_ids = 0;
+  hvg_buf refs;
+  hvg_buf_init(&refs, 16 * 1024);
+  cJSON *b = cJSON_ParseWithLength(r->body.data ? r->body.data : "",
+                                   r->body.len);
+  const cJSON *entries = cJSON_GetObjectItemCaseSensitive(b, "entry");
+  const cJSON *e;
+  size_t i = 0;
+  cJSON_ArrayForEach(e, entries) {
+    if (i >= n_ents)
+      break;
+    const cJSON *resp = cJSON_GetObjectItemCaseSensitive(e, "response");
+    const cJSON *loc = cJSON_GetObjectItemCaseSensitive(resp, "location");
+    if (cJSON_IsString(loc) &&
+        !hvg__location(loc->valuestring, types[n_ids], sids[n_ids],
+                       vids[n_ids], 64) &&
+        ents[i].identifier[0]) {
+      ids[n_ids].resource_type = types[n_ids];
+      ids[n_ids].identifier = ents[i].identifier;
+      ids[n_ids].id = sids[n_ids];
+      ids[n_ids].version_id = vids[n_ids][0] ? vids[n_ids] : NULL;
+      hvg_buf_printf(&refs, "%s%s/%s", refs.len ? " " : "", types[n_ids],
+                     sids[n_ids]);
+      n_ids++;
+    }
+    i++;
+  }
+  cJSON_Delete(b);
+  store_audit_entry au;
+  memset(&au, 0, sizeof au);
+  au.actor = "gateway";
+  au.action = "disclose";
+  au.resources = refs.data;
+  au.at_ms = now;
+  au.detail = n_ids ? NULL : "no resource locations in the response";
+  int rc = store_ack(d->st, it, ids, n_ids, &au, now, err);
+  hvg_buf_free(&refs);
+  if (rc) {
+    hvg__log(d, "error", "ack_failed", it, r->status, err->msg, -1);
+    return;
+  }
+  d->n.delivered++;
+  d->n.latency_sum_s += ms / 1000;
+  hvg__log(d, "info", "delivered", it, r->status, NULL, ms);
+}
+
+/* Short hint for a dead letter, from the OperationOutcome's first issue. */
+static void hvg__hint(const hvg_http_resp *r, char *hint, size_t cap) {
+  cJSON *o = cJSON_ParseWithLength(r->body.data ? r->body.data : "",
+                                   r->body.len);
+  const cJSON *iss = cJSON_GetArrayItem(
+      cJSON_GetObjectItemCaseSensitive(o, "issue"), 0);
+  const cJSON *code = cJSON_GetObjectItemCaseSensitive(iss, "code");
+  const cJSON *diag = cJSON_GetObjectItemCaseSensitive(iss, "diagnostics");
+  snprintf(hint, cap, "HTTP %ld%s%s%s%.200s: fix the record or the partner "
+                      "configuration, then replay",
+           r->status, cJSON_IsString(code) ? " " : "",
+           cJSON_IsString(code) ? code->valuestring : "",
+           cJSON_IsString(diag) ? ": " : "",
+           cJSON_IsString(diag) ? diag->valuestring : "");
+  cJSON_Delete(o);
+}
+
+/* Holds the partner after an auth failure: reported once per incident. */
+static void hvg__hold(hvg_deliverer *d, const store_item *it, long status,
+                      const char *why, int64_t now) {
+  d->n.auth_failures++;
+  d->held_until_ms = now + d->hold_ms;
+  if (!d->held_reported)
+    hvg__log(d, "error", "partner_auth_failed", it, status, why, -1);
+  d->held_reported = 1;
+  d->hold_ms = d->hold_ms * 2 > HVG_DELIVER_BACKOFF_MAX_MS
+                   ? HVG_DELIVER_BACKOFF_MAX_MS
+                   : d->hold_ms * 2;
+}
+
+/* Delivers one item. Returns 0, or a store error. */
+static int hvg__one(hvg_deliverer *d, const store_item *it, int64_t now,
+                    hvg_err *err) {
+  hvg__entry ents[HVG__MAX_ENTRIES];
+  size_t n_ents;
+  char *body;
+  int owned;
+  hvg_err perr;
+  int rc = hvg__prepare(d, it, ents, &n_ents, &body, &owned, &perr);
+  if (rc == HVG_ESYNTAX || rc == HVG_ENOMEM) {
+    hvg__log(d, "error", "dead_letter", it, 0, perr.msg, -1);
+    d->n.dead++;
+    return store_dead(d->st, it, 0, NULL, 0, perr.msg, now, err);
+  }
+  if (rc) {
+    *err = perr;
+    return rc;
+  }
+  char url[1024];
+  size_t bl = strlen(d->p->base_url);
+  snprintf(url, sizeof url, "%.*s", (int)(bl && d->p->base_url[bl - 1] == '/'
+                                              ? bl - 1
+                                              : bl),
+           d->p->base_url);
+  hvg_http_resp r;
+  hvg_http_resp_init(&r);
+  int tries = 0;
+  long status = 0;
+  hvg_err herr;
+  hvg_err_clear(&herr);
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    char auth[8300];
+    rc = hvg_auth_header(&d->auth, d->http, time(NULL), auth, sizeof auth,
+                         &herr);
+    if (rc == HVG_ESECURITY) {
+      hvg__hold(d, it, 0, herr.msg, now);
+      rc = store_retry(d->st, it, d->held_until_ms, "partner auth failed",
+                       now, err);
+      goto out;
+    }
+    if (rc) {
+      status = 0;
+      break; /* token endpoint unreachable: retry the item later */
+    }
+    const char *hdr[] = {"Content-Type: application/fhir+json",
+                         "Accept: application/fhir+json", auth[0] ? auth : NULL,
+                         NULL};
+    rc = hvg_http_request(d->http, "POST", url, hdr, body, strlen(body), &r,
+                          &herr);
+    status = rc ? 0 : r.status;
+    if (status == 401 && d->p->auth == HVG_AUTH_SMART && tries++ == 0) {
+      hvg_auth_forget(&d->auth); /* expired or revoked: one fresh token */
+      continue;
+    }
+    break;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double ms = (double)(t1.tv_sec - t0.tv_sec) * 1000 +
+              (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+  if (status >= 200 && status < 300) {
+    d->held_reported = 0;
+    d->hold_ms = HVG_DELIVER_HOLD_MS;
+    hvg__settle_ok(d, it, ents, n_ents, &r, now, ms, err);
+    rc = 0;
+  } else if (status == 401 || status == 403) {
+    hvg__hold(d, it, status, "the partner refused the gateway's credentials",
+              now);
+    rc = store_retry(d->st, it, d->held_until_ms, "partner auth failed", now,
+                     err);
+  } else if (status == 0 || status == 408 || status == 429 || status >= 500) {
+    char why[300];
+    if (status)
+      snprintf(why, sizeof why, "HTTP %ld", status);
+    else
+      snprintf(why, sizeof why, "network: %s", herr.msg);
+    int64_t next = now + hvg__backoff(d, it->attempts, r.retry_after_s);
+    d->n.retried++;
+    hvg__log(d, "warn", "retry", it, status, why, ms);
+    rc = store_retry(d->st, it, next, why, now, err);
+  } else {
+    char hint[400];
+    hvg__hint(&r, hint, sizeof hint);
+    d->n.dead++;
+    hvg__log(d, "error", "dead_letter", it, status, hint, ms);
+    rc = store_dead(d->st, it, (int)status, r.body.data, r.body.len, hint, now,
+                    err);
+  }
+out:
+  hvg_http_resp_free(&r);
+  if (owned)
+    free(body);
+  return rc;
+}
+
+int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
+                      hvg_err *err) {
+  if (idle_ms)
+    *idle_ms = 0;
+  d->n.rounds++;
+  if (now_ms < d->held_until_ms) {
+    if (idle_ms)
+      *idle_ms = (int)(d->held_until_ms - now_ms > 1000
+                           ? 1000
+                           : d->held_until_ms - now_ms);
+    return 0;
+  }
+  store_item items[HVG_DELIVER_BATCH];
+  size_t n = 0;
+  int rc = store_claim(d->st, d->p->id, d->held_reported ? 1 : HVG_DELIVER_BATCH,
+                       now_ms, HVG_DELIVER_LEASE_MS, items, &n, err);
+  if (rc)
+    return rc;
+  if (!n) {
+    if (idle_ms)
+      *idle_ms = 200;
+    return 0;
+  }
+  size_t done = 0;
+  for (size_t i = 0; i < n && !rc; i++) {
+    if (now_ms < d->held_until_ms) { /* held mid-round: give the rest back */
+      rc = store_retry(d->st, &items[i], d->held_until_ms,
+                       "partner auth failed", now_ms, err);
+      continue;
+    }
+    rc = hvg__one(d, &items[i], store_now_ms(), err);
+    done++;
+  }
+  store_items_release(items, n);
+  return rc ? rc : (int)done;
+}

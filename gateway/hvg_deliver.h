@@ -1,0 +1,70 @@
+/* hvg_deliver — delivery of queued Bundles to one partner's FHIR server.
+ *
+ * A deliverer owns what one worker thread needs: its own store handle, an
+ * HTTP handle (kept-alive connection) and the partner's credentials. Each
+ * round claims due items (the store keeps one in flight per patient lane),
+ * POSTs each as a transaction, and settles it by the outcome:
+ *  - 2xx: delivered; the ids in the transaction-response locations are
+ *    stored against the source key and an audit entry records the
+ *    disclosure (what, to whom, under which consent);
+ *  - network error, 408, 429, 5xx: retried later with exponential backoff
+ *    and jitter, never sooner than Retry-After;
+ *  - 401: the access token is dropped and the item tried once more with a
+ *    new one; 401/403 again (or a refused token request) holds the whole
+ *    partner, reported once, instead of failing record by record;
+ *  - any other 4xx: a dead letter with the server's OperationOutcome.
+ * A record sent again after a change becomes an update: entries whose
+ * resource has a stored server id are sent as PUT Type/id.
+ * Events are logged as JSON lines (ids only, never names or birth dates). */
+#ifndef HVG_DELIVER_H
+#define HVG_DELIVER_H
+
+#include "hvg_auth.h"
+#include "hvg_config.h"
+#include "hvg_http.h"
+#include "store.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define HVG_DELIVER_BATCH 16           /* items claimed per round */
+#define HVG_DELIVER_LEASE_MS 120000    /* > the longest request */
+#define HVG_DELIVER_BACKOFF_MIN_MS 1000
+#define HVG_DELIVER_BACKOFF_MAX_MS 600000
+#define HVG_DELIVER_HOLD_MS 30000      /* first pause after an auth failure */
+
+typedef struct hvg_deliver_counts {
+  unsigned long delivered, retried, dead, auth_failures, rounds;
+  double latency_sum_s; /* of successful deliveries */
+} hvg_deliver_counts;
+
+typedef struct hvg_deliverer {
+  const hvg_partner *p;
+  store *st;
+  hvg_http *http;
+  hvg_auth auth;
+  FILE *log; /* JSON lines; NULL: none */
+  int64_t held_until_ms; /* partner held after an auth failure */
+  int64_t hold_ms;       /* current hold length (doubles, capped) */
+  int held_reported;
+  uint64_t rng;
+  hvg_deliver_counts n;
+} hvg_deliverer;
+
+/* Prepares a deliverer for partner p over the store at store_path. Returns 0
+ * or the error of the store, the HTTP client or the credentials (err set);
+ * on error d is left freeable with hvg_deliver_free. */
+int hvg_deliver_init(hvg_deliverer *d, const hvg_partner *p,
+                     const char *store_path, const store_opts *so, FILE *log,
+                     hvg_err *err);
+void hvg_deliver_free(hvg_deliverer *d);
+
+/* One round at now_ms: claim and deliver what is due. Returns how many items
+ * were settled (>= 0), or a store error (< 0, err set; the items in hand
+ * stay claimed until their lease ends). *idle_ms (may be NULL) gets how long
+ * the caller may sleep before the next round: 0 when more work may be due,
+ * longer when nothing was claimable or the partner is held. */
+int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
+                      hvg_err *err);
+
+#endif

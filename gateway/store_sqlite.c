@@ -1,0 +1,2331 @@
+/* store_sqlite — the SQLite back end of store.h.
+ *
+ * Durability: WAL journal, synchronous=NORMAL (FULL with opts.full_sync),
+ * every write function is one BEGIN IMMEDIATE transaction. Intake writes a
+ * whole batch in one transaction (group commit).
+ *
+ * Outbox model. One row per (record version, partner). state:
+ *   0 pending, 1 in flight, 2 dead, 3 delivered, 4 superseded.
+ * A lane is (partner, patient_key). In each lane the oldest unfinished row
+ * (state < 2) carries head = 1 - except that an in-flight row keeps the head
+ * while an older row is replayed behind it. Only heads are claimable, so a
+ * lane has at most one item in flight and delivers in order. due_at is the
+ * time a head may be claimed: next attempt for pending rows, lease end for
+ * in-flight rows (so an expired lease is simply "due" again). `claims`
+ * counts claims and is the lease token checked by ack/retry/dead. */
+#include "store.h"
+
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { ST_PENDING = 0, ST_INFLIGHT = 1, ST_DEAD = 2, ST_DELIVERED = 3,
+       ST_SUPERSEDED = 4 };
+
+/* ---- schema ---------------------------------------------------------- */
+
+static const char MIGRATION_1[] =
+    "CREATE TABLE records ("
+    " id INTEGER PRIMARY KEY,"
+    " program TEXT NOT NULL, record_type TEXT NOT NULL,"
+    " record_id TEXT NOT NULL,"
+    " version INTEGER NOT NULL CHECK (version >= 1),"
+    " hash BLOB NOT NULL CHECK (length(hash) = 32),"
+    " patient_key TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " UNIQUE (program, record_type, record_id));"
+    "CREATE TABLE record_versions ("
+    " id INTEGER PRIMARY KEY,"
+    " record INTEGER NOT NULL REFERENCES records(id),"
+    " version INTEGER NOT NULL,"
+    " hash BLOB NOT NULL,"
+    " sensitivity TEXT,"
+    " bundle TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " UNIQUE (record, version));"
+    "CREATE TABLE outbox ("
+    " id INTEGER PRIMARY KEY,"
+    " version_id INTEGER NOT NULL REFERENCES record_versions(id),"
+    " record INTEGER NOT NULL REFERENCES records(id),"
+    " partner TEXT NOT NULL,"
+    " patient_key TEXT NOT NULL,"
+    " consent_id TEXT,"
+    " state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 4),"
+    " head INTEGER NOT NULL DEFAULT 0 CHECK (head IN (0, 1)),"
+    " due_at INTEGER,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " claims INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    "CREATE INDEX outbox_due ON outbox(partner, due_at) WHERE head = 1;"
+    "CREATE INDEX outbox_lane ON outbox(partner, patient_key, id)"
+    " WHERE state < 2;"
+    "CREATE INDEX outbox_state ON outbox(partner, state, id) WHERE state < 3;"
+    "CREATE INDEX outbox_record ON outbox(record, partner);"
+    "CREATE INDEX outbox_dead ON outbox(id) WHERE state = 2;"
+    "CREATE INDEX outbox_head ON outbox(partner, patient_key) WHERE head = 1;"
+    "CREATE TABLE dead_letters ("
+    " outbox_id INTEGER PRIMARY KEY REFERENCES outbox(id),"
+    " http_status INTEGER, outcome TEXT, hint TEXT,"
+    " at INTEGER NOT NULL);"
+    "CREATE TABLE server_ids ("
+    " partner TEXT NOT NULL, resource_type TEXT NOT NULL,"
+    " identifier TEXT NOT NULL, server_id TEXT NOT NULL, version_id TEXT,"
+    " record INTEGER NOT NULL REFERENCES records(id),"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (partner, resource_type, identifier)) WITHOUT ROWID;"
+    "CREATE TABLE partner_stats ("
+    " partner TEXT PRIMARY KEY,"
+    " delivered INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TABLE audit ("
+    " id INTEGER PRIMARY KEY,"
+    " at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+    " partner TEXT, program TEXT, record_type TEXT, record_id TEXT,"
+    " resources TEXT, consent_id TEXT, detail TEXT);"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;"
+    /* INSERT OR REPLACE deletes without a DELETE trigger unless
+     * recursive_triggers is on in that connection: refuse reused ids */
+    "CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit"
+    " WHEN EXISTS (SELECT 1 FROM audit WHERE id = NEW.id)"
+    " BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;"
+    "CREATE TABLE referrals ("
+    " id INTEGER PRIMARY KEY,"
+    " program TEXT NOT NULL, referral_id TEXT NOT NULL,"
+    " partner TEXT, status TEXT NOT NULL, task_id TEXT, data TEXT,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " UNIQUE (program, referral_id));"
+    "CREATE TABLE referral_transitions ("
+    " id INTEGER PRIMARY KEY,"
+    " referral INTEGER NOT NULL REFERENCES referrals(id),"
+    " at INTEGER NOT NULL, from_status TEXT, to_status TEXT NOT NULL,"
+    " actor TEXT NOT NULL, detail TEXT);"
+    "CREATE INDEX referral_transitions_ref"
+    " ON referral_transitions(referral, id);"
+    "CREATE TRIGGER referral_transitions_no_update"
+    " BEFORE UPDATE ON referral_transitions"
+    " BEGIN SELECT RAISE(ABORT, 'transitions are append-only'); END;"
+    "CREATE TRIGGER referral_transitions_no_delete"
+    " BEFORE DELETE ON referral_transitions"
+    " BEGIN SELECT RAISE(ABORT, 'transitions are append-only'); END;"
+    "CREATE TRIGGER referral_transitions_no_replace"
+    " BEFORE INSERT ON referral_transitions"
+    " WHEN EXISTS (SELECT 1 FROM referral_transitions WHERE id = NEW.id)"
+    " BEGIN SELECT RAISE(ABORT, 'transitions are append-only'); END;"
+    "CREATE TABLE partner_cursor ("
+    " partner TEXT PRIMARY KEY, cursor TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL) WITHOUT ROWID;";
+
+/* Version 2: consents given by families, to decide what may be queued. */
+#define MIGRATION_2                                                           \
+  "CREATE TABLE consents ("                                                   \
+  " program TEXT NOT NULL, consent_id TEXT NOT NULL,"                         \
+  " family_id TEXT, caregiver_id TEXT, organization_id TEXT NOT NULL,"        \
+  " scope TEXT, granted TEXT NOT NULL, expires TEXT, revoked TEXT,"           \
+  " updated_at INTEGER NOT NULL,"                                             \
+  " PRIMARY KEY (program, consent_id)) WITHOUT ROWID;"                        \
+  "CREATE INDEX consents_family ON consents(program, family_id,"              \
+  " organization_id);"                                                        \
+  "CREATE INDEX consents_caregiver ON consents(program, caregiver_id,"        \
+  " organization_id);"
+
+/* Migration i (0-based) brings the schema from version i to i + 1. Append
+ * only; never edit a released step. */
+static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2};
+#define N_MIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
+
+/* ---- cached statements ------------------------------------------------ */
+
+#define STORE_QUERIES(X)                                                      \
+  X(BEGIN, "BEGIN IMMEDIATE")                                                 \
+  X(CONS_PUT, "INSERT INTO consents(program, consent_id, family_id,"          \
+              " caregiver_id, organization_id, scope, granted, expires,"      \
+              " revoked, updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)" \
+              " ON CONFLICT (program, consent_id) DO UPDATE SET"              \
+              " family_id = ?3, caregiver_id = ?4, organization_id = ?5,"     \
+              " scope = ?6, granted = ?7, expires = ?8, revoked = ?9,"        \
+              " updated_at = ?10")                                            \
+  /* ?6 is the organization id: one query per id of the partner */          \
+  X(CONS_FIND, "SELECT consent_id FROM consents WHERE program = ?1"           \
+               " AND ((?2 IS NOT NULL AND family_id = ?2)"                    \
+               "   OR (?2 IS NULL AND ?3 IS NOT NULL AND caregiver_id = ?3))" \
+               " AND organization_id = ?6"                                    \
+               " AND (scope IS NULL OR ',' || scope || ',' LIKE"              \
+               "      '%,' || ?4 || ',%')"                                    \
+               " AND granted <= ?5 AND (expires IS NULL OR expires > ?5)"     \
+               " AND (revoked IS NULL OR revoked > ?5)"                       \
+               " ORDER BY granted DESC LIMIT 1")                              \
+  X(COMMIT, "COMMIT")                                                         \
+  X(ROLLBACK, "ROLLBACK")                                                     \
+  X(REC_GET, "SELECT id, version, hash, patient_key FROM records"             \
+             " WHERE program = ?1 AND record_type = ?2 AND record_id = ?3")   \
+  X(REC_INS, "INSERT INTO records(program, record_type, record_id, version,"  \
+             " hash, patient_key, created_at, updated_at)"                    \
+             " VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?6)")                       \
+  X(REC_UPD, "UPDATE records SET version = ?2, hash = ?3, patient_key = ?4,"  \
+             " updated_at = ?5 WHERE id = ?1")                                \
+  X(VER_INS, "INSERT INTO record_versions(record, version, hash,"             \
+             " sensitivity, bundle, created_at)"                              \
+             " VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                              \
+  X(VER_GET, "SELECT id FROM record_versions WHERE record = ?1"               \
+             " AND version = ?2")                                             \
+  X(OB_HAS_PARTNER, "SELECT 1 FROM outbox WHERE record = ?1"                  \
+                    " AND partner = ?2 LIMIT 1")                              \
+  X(OB_REC_LIVE, "SELECT id, partner, state, patient_key FROM outbox"         \
+                 " WHERE record = ?1 AND state < 3")                          \
+  X(OB_LANE_ANY, "SELECT 1 FROM outbox WHERE partner = ?1"                    \
+                 " AND patient_key = ?2 AND state < 2 LIMIT 1")               \
+  X(OB_INS, "INSERT INTO outbox(version_id, record, partner, patient_key,"    \
+            " consent_id, state, head, due_at, created_at, updated_at)"       \
+            " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?7, ?7)")                \
+  X(OB_SUPERSEDE, "UPDATE outbox SET state = 4, head = 0, due_at = NULL,"     \
+                  " updated_at = ?2 WHERE id = ?1")                           \
+  X(LANE_HEAD, "SELECT id, state FROM outbox INDEXED BY outbox_head"         \
+               " WHERE partner = ?1 AND patient_key = ?2 AND head = 1")       \
+  X(LANE_FIRST, "SELECT id FROM outbox WHERE partner = ?1"                    \
+                " AND patient_key = ?2 AND state < 2 ORDER BY id LIMIT 1")    \
+  X(SET_HEAD, "UPDATE outbox SET head = ?2 WHERE id = ?1")                    \
+  X(CLAIM_SEL, "SELECT o.id, o.claims, o.attempts, o.patient_key,"            \
+               " o.consent_id, v.version, v.sensitivity, v.bundle,"           \
+               " r.program, r.record_type, r.record_id, o.partner"            \
+               " FROM outbox o"                                               \
+               " JOIN record_versions v ON v.id = o.version_id"               \
+               " JOIN records r ON r.id = o.record"                           \
+               " WHERE o.partner = ?1 AND o.head = 1 AND o.due_at <= ?2"      \
+               " ORDER BY o.due_at, o.id LIMIT ?3")                           \
+  X(CLAIM_UPD, "UPDATE outbox SET state = 1, due_at = ?2,"                    \
+               " claims = claims + 1, attempts = attempts + 1,"               \
+               " updated_at = ?3 WHERE id = ?1")                              \
+  X(OB_GET, "SELECT state, claims, partner, patient_key, record"              \
+            " FROM outbox WHERE id = ?1")                                     \
+  X(OB_ACK, "UPDATE outbox SET state = 3, head = 0, due_at = NULL,"           \
+            " last_error = NULL, updated_at = ?2 WHERE id = ?1")              \
+  X(OB_RETRY, "UPDATE outbox SET state = 0, due_at = ?2, last_error = ?3,"    \
+              " updated_at = ?4 WHERE id = ?1")                               \
+  X(OB_DEAD, "UPDATE outbox SET state = 2, head = 0, due_at = NULL,"          \
+             " updated_at = ?2 WHERE id = ?1")                                \
+  X(OB_REPLAY, "UPDATE outbox SET state = 0, head = 0, due_at = ?2,"          \
+               " attempts = 0, updated_at = ?2 WHERE id = ?1")                \
+  X(DL_PUT, "INSERT INTO dead_letters(outbox_id, http_status, outcome, hint," \
+            " at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(outbox_id) DO"      \
+            " UPDATE SET http_status = excluded.http_status,"                 \
+            " outcome = excluded.outcome, hint = excluded.hint,"              \
+            " at = excluded.at")                                              \
+  X(DEAD_IDS_ALL, "SELECT id FROM outbox INDEXED BY outbox_dead"             \
+                  " WHERE state = 2 ORDER BY id")                             \
+  X(DEAD_IDS_PARTNER, "SELECT id FROM outbox INDEXED BY outbox_dead"          \
+                      " WHERE state = 2 AND partner = ?1 ORDER BY id")        \
+  X(DL_LIST, "SELECT o.id, v.version, d.at, o.attempts, d.http_status,"       \
+             " o.partner, r.program, r.record_type, r.record_id, d.hint,"     \
+             " o.last_error, d.outcome"                                       \
+             " FROM outbox o INDEXED BY outbox_dead"                          \
+             " JOIN record_versions v ON v.id = o.version_id"                 \
+             " JOIN records r ON r.id = o.record"                             \
+             " LEFT JOIN dead_letters d ON d.outbox_id = o.id"                \
+             " WHERE o.state = 2 AND o.id > ?2"                               \
+             " AND (?1 IS NULL OR o.partner = ?1) ORDER BY o.id LIMIT ?3")    \
+  X(SID_PUT, "INSERT INTO server_ids(partner, resource_type, identifier,"     \
+             " server_id, version_id, record, updated_at)"                    \
+             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"                           \
+             " ON CONFLICT(partner, resource_type, identifier) DO UPDATE"     \
+             " SET server_id = excluded.server_id,"                           \
+             " version_id = excluded.version_id, record = excluded.record,"   \
+             " updated_at = excluded.updated_at")                             \
+  X(SID_GET, "SELECT server_id, version_id FROM server_ids"                   \
+             " WHERE partner = ?1 AND resource_type = ?2"                     \
+             " AND identifier = ?3")                                          \
+  X(PSTAT_DELIVERED, "INSERT INTO partner_stats(partner, delivered)"          \
+                     " VALUES (?1, 1) ON CONFLICT(partner) DO UPDATE"         \
+                     " SET delivered = delivered + 1")                        \
+  X(PSTAT_ALL, "SELECT partner, delivered FROM partner_stats")                \
+  X(STATS, "SELECT partner, state, count(*), min(id) FROM outbox"             \
+           " WHERE state < 3 GROUP BY partner, state")                        \
+  X(OB_CREATED, "SELECT created_at FROM outbox WHERE id = ?1")                \
+  X(AUDIT_INS, "INSERT INTO audit(at, actor, action, partner, program,"       \
+               " record_type, record_id, resources, consent_id, detail)"      \
+               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")           \
+  X(REF_KEY, "SELECT id, status FROM referrals WHERE program = ?1"            \
+             " AND referral_id = ?2")                                         \
+  X(REF_INS, "INSERT INTO referrals(program, referral_id, partner, status,"   \
+             " task_id, data, created_at, updated_at)"                        \
+             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")                      \
+  X(REF_UPD, "UPDATE referrals SET partner = coalesce(?2, partner),"          \
+             " task_id = coalesce(?3, task_id), data = coalesce(?4, data),"   \
+             " updated_at = ?5 WHERE id = ?1")                                \
+  X(REF_STATUS, "UPDATE referrals SET status = ?2, updated_at = ?3"           \
+                " WHERE id = ?1")                                             \
+  X(REF_TR_INS, "INSERT INTO referral_transitions(referral, at, from_status," \
+                " to_status, actor, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
+  X(REF_GET, "SELECT program, referral_id, partner, status, task_id, data,"   \
+             " created_at, updated_at FROM referrals WHERE program = ?1"      \
+             " AND referral_id = ?2")                                         \
+  X(CUR_GET, "SELECT cursor FROM partner_cursor WHERE partner = ?1")          \
+  X(CUR_SET, "INSERT INTO partner_cursor(partner, cursor, updated_at)"        \
+             " VALUES (?1, ?2, ?3) ON CONFLICT(partner) DO UPDATE"            \
+             " SET cursor = excluded.cursor, updated_at = excluded.updated_at")
+
+enum {
+#define STORE__Q_ENUM(name, sql) Q_##name,
+  STORE_QUERIES(STORE__Q_ENUM)
+#undef STORE__Q_ENUM
+      Q__COUNT
+};
+
+static const char *const QUERY_SQL[Q__COUNT] = {
+#define STORE__Q_SQL(name, sql) sql,
+    STORE_QUERIES(STORE__Q_SQL)
+#undef STORE__Q_SQL
+};
+
+struct store {
+  sqlite3 *db;
+  sqlite3_stmt *q[Q__COUNT];
+  int busy_timeout_ms;
+  int iterators; /* open audit iterators */
+};
+
+struct store_audit_iter {
+  store *st;
+  sqlite3_stmt *s;
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Map a SQLite result code to an HVG code with a detail. SQLite's messages
+ * name tables, columns and constraints, never bound values. */
+static int db_fail(store *st, int rc, const char *what, hvg_err *err) {
+  int prim = rc & 0xff;
+  if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
+    return hvg_err_set(err, HVG_EIO, what,
+                       "database busy: locked by another connection for "
+                       "more than %d ms",
+                       st ? st->busy_timeout_ms : 0);
+  if (prim == SQLITE_NOMEM)
+    return hvg_err_set(err, HVG_ENOMEM, what, "database: out of memory");
+  if (prim == SQLITE_TOOBIG)
+    return hvg_err_set(err, HVG_EINVAL, what, "database: value too large");
+  const char *m = st && st->db ? sqlite3_errmsg(st->db) : NULL;
+  if (!m || sqlite3_extended_errcode(st->db) != rc)
+    m = sqlite3_errstr(rc);
+  return hvg_err_set(err, HVG_EIO, what, "database error: %s", m);
+}
+
+/* The cached statement q, ready for binding (prepared on first use). */
+static int stmt(store *st, int q, sqlite3_stmt **out, hvg_err *err) {
+  if (!st->q[q]) {
+    int rc = sqlite3_prepare_v3(st->db, QUERY_SQL[q], -1,
+                                SQLITE_PREPARE_PERSISTENT, &st->q[q], NULL);
+    if (rc != SQLITE_OK) {
+      st->q[q] = NULL;
+      *out = NULL;
+      return db_fail(st, rc, "store.prepare", err);
+    }
+  }
+  *out = st->q[q];
+  return 0;
+}
+
+/* Release a statement after use: reset (drops locks, read snapshot) and
+ * clear bindings so no pointer to caller memory outlives the call. */
+static void done(sqlite3_stmt *s) {
+  if (s) {
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+  }
+}
+
+static int bind_rc(store *st, sqlite3_stmt *s, int rc, hvg_err *err) {
+  if (rc == SQLITE_OK)
+    return 0;
+  done(s);
+  return db_fail(st, rc, "store.bind", err);
+}
+
+static int bind_text(store *st, sqlite3_stmt *s, int i, const char *v,
+                     hvg_err *err) {
+  int rc = v ? sqlite3_bind_text64(s, i, v, (sqlite3_uint64)strlen(v),
+                                   SQLITE_STATIC, SQLITE_UTF8)
+             : sqlite3_bind_null(s, i);
+  return bind_rc(st, s, rc, err);
+}
+
+static int bind_textn(store *st, sqlite3_stmt *s, int i, const char *v,
+                      size_t n, hvg_err *err) {
+  int rc = v ? sqlite3_bind_text64(s, i, v, (sqlite3_uint64)n, SQLITE_STATIC,
+                                   SQLITE_UTF8)
+             : sqlite3_bind_null(s, i);
+  return bind_rc(st, s, rc, err);
+}
+
+static int bind_blob(store *st, sqlite3_stmt *s, int i, const void *v,
+                     size_t n, hvg_err *err) {
+  return bind_rc(st, s,
+                 sqlite3_bind_blob64(s, i, v, (sqlite3_uint64)n,
+                                     SQLITE_STATIC),
+                 err);
+}
+
+static int bind_i64(store *st, sqlite3_stmt *s, int i, int64_t v,
+                    hvg_err *err) {
+  return bind_rc(st, s, sqlite3_bind_int64(s, i, (sqlite3_int64)v), err);
+}
+
+/* Step; returns SQLITE_ROW or SQLITE_DONE (positive), or a negative HVG
+ * code with the statement already released. */
+static int step(store *st, sqlite3_stmt *s, const char *what, hvg_err *err) {
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+    return rc;
+  int r = db_fail(st, rc, what, err);
+  done(s);
+  return r;
+}
+
+/* Step a statement that returns no rows, then release it. */
+static int exec_done(store *st, sqlite3_stmt *s, const char *what,
+                     hvg_err *err) {
+  int rc = step(st, s, what, err);
+  if (rc < 0)
+    return rc;
+  done(s);
+  if (rc != SQLITE_DONE)
+    return hvg_err_set(err, HVG_EIO, what, "database: unexpected row");
+  return 0;
+}
+
+static int run_q(store *st, int q, const char *what, hvg_err *err) {
+  sqlite3_stmt *s;
+  int rc = stmt(st, q, &s, err);
+  return rc ? rc : exec_done(st, s, what, err);
+}
+
+static int tx_begin(store *st, hvg_err *err) {
+  return run_q(st, Q_BEGIN, "store.begin", err);
+}
+
+static void tx_rollback(store *st) {
+  if (sqlite3_get_autocommit(st->db))
+    return; /* SQLite already rolled back (e.g. after SQLITE_FULL) */
+  hvg_err ignored;
+  if (run_q(st, Q_ROLLBACK, "store.rollback", &ignored) != 0)
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int tx_commit(store *st, hvg_err *err) {
+  int rc = run_q(st, Q_COMMIT, "store.commit", err);
+  if (rc)
+    tx_rollback(st);
+  return rc;
+}
+
+/* Finish a write: commit when rc == 0, roll back otherwise. */
+static int tx_end(store *st, int rc, hvg_err *err) {
+  if (rc == 0)
+    return tx_commit(st, err);
+  tx_rollback(st);
+  return rc;
+}
+
+static int col_i(sqlite3_stmt *s, int c) {
+  return sqlite3_column_int(s, c);
+}
+static int64_t col_i64(sqlite3_stmt *s, int c) {
+  return (int64_t)sqlite3_column_int64(s, c);
+}
+
+/* Copy text columns cols[0..n) of the current row into one malloc'd block;
+ * dst[i] gets the copy (NULL for SQL NULL), lens[i] its length (lens may be
+ * NULL). Returns the block or NULL on ENOMEM. */
+static void *copy_cols(sqlite3_stmt *s, const int *cols, size_t n,
+                       const char **dst[], size_t *lens) {
+  size_t total = 1;
+  for (size_t i = 0; i < n; i++) {
+    if (sqlite3_column_type(s, cols[i]) == SQLITE_NULL)
+      continue;
+    (void)sqlite3_column_text(s, cols[i]);
+    total += (size_t)sqlite3_column_bytes(s, cols[i]) + 1;
+  }
+  char *mem = malloc(total);
+  if (!mem)
+    return NULL;
+  char *p = mem;
+  for (size_t i = 0; i < n; i++) {
+    if (sqlite3_column_type(s, cols[i]) == SQLITE_NULL) {
+      *dst[i] = NULL;
+      if (lens)
+        lens[i] = 0;
+      continue;
+    }
+    const unsigned char *t = sqlite3_column_text(s, cols[i]);
+    size_t len = (size_t)sqlite3_column_bytes(s, cols[i]);
+    if (!t) { /* NOMEM while converting */
+      free(mem);
+      return NULL;
+    }
+    memcpy(p, t, len);
+    p[len] = '\0';
+    *dst[i] = p;
+    if (lens)
+      lens[i] = len;
+    p += len + 1;
+  }
+  return mem;
+}
+
+static int need(const char *v, const char *field, size_t max, hvg_err *err) {
+  if (!v || !*v)
+    return hvg_err_set(err, HVG_EINVAL, field, "required");
+  if (strlen(v) > max)
+    return hvg_err_set(err, HVG_EINVAL, field, "longer than %zu bytes", max);
+  return 0;
+}
+
+/* ---- open / close / migrations ---------------------------------------- */
+
+int store_schema_version_supported(void) {
+  return N_MIGRATIONS;
+}
+
+static int read_version(store *st, int *v, hvg_err *err) {
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(st->db, "SELECT max(version) FROM schema_version",
+                              -1, &s, NULL);
+  if (rc != SQLITE_OK)
+    return db_fail(st, rc, "store.schema_version", err);
+  rc = sqlite3_step(s);
+  if (rc != SQLITE_ROW) {
+    int r = db_fail(st, rc, "store.schema_version", err);
+    sqlite3_finalize(s);
+    return r;
+  }
+  *v = col_i(s, 0); /* max() of no rows is NULL -> 0 */
+  sqlite3_finalize(s);
+  return 0;
+}
+
+static int exec_sql(store *st, const char *sql, const char *what,
+                    hvg_err *err) {
+  int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? 0 : db_fail(st, rc, what, err);
+}
+
+static int migrate(store *st, hvg_err *err) {
+  for (;;) {
+    int rc = tx_begin(st, err);
+    if (rc)
+      return rc;
+    rc = exec_sql(st,
+                  "CREATE TABLE IF NOT EXISTS schema_version ("
+                  " version INTEGER PRIMARY KEY,"
+                  " applied_at INTEGER NOT NULL)",
+                  "store.migrate", err);
+    int v = 0;
+    if (!rc)
+      rc = read_version(st, &v, err);
+    if (!rc && v > N_MIGRATIONS)
+      rc = hvg_err_set(err, HVG_ECONFIG, "store.schema_version",
+                       "database schema version %d is newer than this "
+                       "hvgate supports (%d): use a newer hvgate or another "
+                       "database",
+                       v, N_MIGRATIONS);
+    if (rc || v == N_MIGRATIONS)
+      return tx_end(st, rc, err);
+    rc = exec_sql(st, MIGRATIONS[v], "store.migrate", err);
+    if (!rc) {
+      char sql[128];
+      snprintf(sql, sizeof sql,
+               "INSERT INTO schema_version(version, applied_at)"
+               " VALUES (%d, %lld)",
+               v + 1, (long long)store_now_ms());
+      rc = exec_sql(st, sql, "store.migrate", err);
+    }
+    if (rc && err && err->code == HVG_EIO) {
+      char m[sizeof err->msg];
+      snprintf(m, sizeof m, "%s", err->msg);
+      hvg_err_set(err, HVG_EIO, "store.migrate",
+                  "migration to schema version %d failed: %s", v + 1, m);
+    }
+    rc = tx_end(st, rc, err);
+    if (rc)
+      return rc;
+  }
+}
+
+/* Read the one-row, one-text-column result of a PRAGMA into buf. */
+static int pragma_text(store *st, const char *sql, char *buf, size_t cap,
+                       hvg_err *err) {
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+  if (rc != SQLITE_OK)
+    return db_fail(st, rc, "store.pragma", err);
+  rc = sqlite3_step(s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    int r = db_fail(st, rc, "store.pragma", err);
+    sqlite3_finalize(s);
+    return r;
+  }
+  buf[0] = '\0';
+  if (rc == SQLITE_ROW && sqlite3_column_text(s, 0))
+    snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(s, 0));
+  sqlite3_finalize(s);
+  return 0;
+}
+
+int store_open(store **out, const char *path, const store_opts *opts,
+               hvg_err *err) {
+  if (!out || !path || !*path)
+    return hvg_err_set(err, HVG_EINVAL, "store.path", "required");
+  *out = NULL;
+  if (strncmp(path, "postgres://", 11) == 0 ||
+      strncmp(path, "postgresql://", 13) == 0)
+    return hvg_err_set(err, HVG_ECONFIG, "store.path",
+                       "the PostgreSQL store is not built into this hvgate");
+  if (sqlite3_libversion_number() < 3024000)
+    return hvg_err_set(err, HVG_ECONFIG, "store", "SQLite %s is too old "
+                       "(3.24 or newer needed)", sqlite3_libversion());
+  store *st = calloc(1, sizeof *st);
+  if (!st)
+    return hvg_err_set(err, HVG_ENOMEM, "store", NULL);
+  st->busy_timeout_ms =
+      opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
+  int memory = strcmp(path, ":memory:") == 0;
+  int rc = sqlite3_open_v2(path, &st->db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                               SQLITE_OPEN_NOMUTEX,
+                           NULL);
+  if (rc != SQLITE_OK) {
+    if (!st->db) {
+      free(st);
+      return hvg_err_set(err, HVG_ENOMEM, "store", NULL);
+    }
+    rc = hvg_err_set(err, HVG_EIO, "store.path", "cannot open database: %s",
+                     sqlite3_errmsg(st->db));
+    store_close(st);
+    return rc;
+  }
+  sqlite3_extended_result_codes(st->db, 1);
+  rc = sqlite3_busy_timeout(st->db, st->busy_timeout_ms);
+  if (rc != SQLITE_OK) {
+    rc = db_fail(st, rc, "store.open", err);
+    goto fail;
+  }
+  char mode[32];
+  rc = pragma_text(st, "PRAGMA journal_mode=WAL", mode, sizeof mode, err);
+  if (rc)
+    goto fail;
+  if (strcmp(mode, "wal") != 0 && !(memory && strcmp(mode, "memory") == 0)) {
+    rc = hvg_err_set(err, HVG_ECONFIG, "store.path",
+                     "the database cannot use WAL journaling (journal mode "
+                     "is \"%s\"): put it on a local file system",
+                     mode);
+    goto fail;
+  }
+  rc = exec_sql(st,
+                opts && opts->full_sync ? "PRAGMA synchronous=FULL"
+                                        : "PRAGMA synchronous=NORMAL",
+                "store.open", err);
+  if (!rc)
+    rc = exec_sql(st,
+                  "PRAGMA foreign_keys=ON;"
+                  "PRAGMA recursive_triggers=ON;"
+                  "PRAGMA journal_size_limit=67108864;"
+                  "PRAGMA cache_size=-32768;"
+                  "PRAGMA temp_store=MEMORY",
+                  "store.open", err);
+  if (rc)
+    goto fail;
+  char fk[8];
+  rc = pragma_text(st, "PRAGMA foreign_keys", fk, sizeof fk, err);
+  if (rc)
+    goto fail;
+  if (strcmp(fk, "1") != 0) {
+    rc = hvg_err_set(err, HVG_ECONFIG, "store",
+                     "SQLite is built without foreign key support");
+    goto fail;
+  }
+  rc = migrate(st, err);
+  if (rc)
+    goto fail;
+  *out = st;
+  return 0;
+fail:
+  store_close(st);
+  return rc;
+}
+
+void store_close(store *st) {
+  if (!st)
+    return;
+  for (int i = 0; i < Q__COUNT; i++)
+    sqlite3_finalize(st->q[i]);
+  sqlite3_close_v2(st->db);
+  free(st);
+}
+
+int store_schema_version(store *st, int *version, hvg_err *err) {
+  if (!st || !version)
+    return hvg_err_set(err, HVG_EINVAL, "store", "NULL argument");
+  return read_version(st, version, err);
+}
+
+int64_t store_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int store_hash(const void *data, size_t len, unsigned char out[STORE_HASH_LEN],
+               hvg_err *err) {
+  if ((!data && len) || !out)
+    return hvg_err_set(err, HVG_EINVAL, "store.hash", "NULL argument");
+  unsigned int n = 0;
+  if (EVP_Digest(data ? data : "", len, out, &n, EVP_sha256(), NULL) != 1 ||
+      n != STORE_HASH_LEN)
+    return hvg_err_set(err, HVG_ENOMEM, "store.hash", "SHA-256 failed");
+  return 0;
+}
+
+/* Run a query whose first column of each row is a count that must be 0. */
+static int check_zero(store *st, const char *sql, const char *what,
+                      hvg_err *err) {
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+  if (rc != SQLITE_OK)
+    return db_fail(st, rc, "store.check", err);
+  rc = sqlite3_step(s);
+  int r = 0;
+  if (rc == SQLITE_ROW) {
+    if (sqlite3_column_int64(s, 0) != 0)
+      r = hvg_err_set(err, HVG_ESTATE, "store.check", "%s", what);
+  } else if (rc != SQLITE_DONE) {
+    r = db_fail(st, rc, "store.check", err);
+  }
+  sqlite3_finalize(s);
+  return r;
+}
+
+int store_check(store *st, hvg_err *err) {
+  if (!st)
+    return hvg_err_set(err, HVG_EINVAL, "store", "NULL argument");
+  char res[64];
+  int rc = pragma_text(st, "PRAGMA integrity_check(1)", res, sizeof res, err);
+  if (rc)
+    return rc;
+  if (strcmp(res, "ok") != 0)
+    return hvg_err_set(err, HVG_ESTATE, "store.check",
+                       "integrity check failed: %s", res);
+  static const struct {
+    const char *sql, *what;
+  } checks[] = {
+      {"SELECT count(*) FROM pragma_foreign_key_check",
+       "foreign key violations"},
+      {"SELECT count(*) FROM (SELECT 1 FROM outbox WHERE head = 1"
+       " GROUP BY partner, patient_key HAVING count(*) > 1)",
+       "a lane has more than one head"},
+      {"SELECT count(*) FROM (SELECT 1 FROM outbox WHERE state < 2"
+       " GROUP BY partner, patient_key HAVING sum(head) = 0)",
+       "a lane with unfinished items has no head"},
+      {"SELECT count(*) FROM outbox WHERE state = 1 AND head = 0",
+       "an in-flight item is not the head of its lane"},
+      {"SELECT count(*) FROM outbox WHERE head = 1 AND state >= 2",
+       "a finished item is marked as head"},
+      {"SELECT count(*) FROM outbox WHERE head = 1 AND due_at IS NULL",
+       "a head has no due time"},
+      {"SELECT count(*) FROM outbox o WHERE o.head = 1 AND o.state = 0"
+       " AND EXISTS (SELECT 1 FROM outbox x WHERE x.partner = o.partner"
+       " AND x.patient_key = o.patient_key AND x.state < 2"
+       " AND x.id < o.id)",
+       "a pending head is not the oldest item of its lane"},
+      {"SELECT count(*) FROM records r WHERE NOT EXISTS (SELECT 1 FROM"
+       " record_versions v WHERE v.record = r.id AND v.version = r.version"
+       " AND v.hash = r.hash)",
+       "a record has no row for its current version"},
+      {"SELECT count(*) FROM outbox o JOIN record_versions v"
+       " ON v.id = o.version_id WHERE v.record <> o.record",
+       "an outbox item points to another record's version"},
+      {"SELECT count(*) FROM outbox o WHERE state = 2 AND NOT EXISTS"
+       " (SELECT 1 FROM dead_letters d WHERE d.outbox_id = o.id)",
+       "a dead letter has no details"},
+  };
+  for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+    rc = check_zero(st, checks[i].sql, checks[i].what, err);
+    if (rc)
+      return rc;
+  }
+  return 0;
+}
+
+/* ---- lanes -------------------------------------------------------------- */
+
+/* Is there an unfinished item in the lane? 1 yes, 0 no, <0 error. */
+static int lane_busy(store *st, const char *partner, const char *pk,
+                     hvg_err *err) {
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_OB_LANE_ANY, &s, err);
+  if (!rc)
+    rc = bind_text(st, s, 1, partner, err);
+  if (!rc)
+    rc = bind_text(st, s, 2, pk, err);
+  if (rc)
+    return rc;
+  rc = step(st, s, "store.lane", err);
+  if (rc < 0)
+    return rc;
+  done(s);
+  return rc == SQLITE_ROW;
+}
+
+static int set_head(store *st, int64_t id, int head, hvg_err *err) {
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_SET_HEAD, &s, err);
+  if (!rc)
+    rc = bind_i64(st, s, 1, id, err);
+  if (!rc)
+    rc = bind_i64(st, s, 2, head, err);
+  return rc ? rc : exec_done(st, s, "store.lane", err);
+}
+
+/* The head of the lane just finished (in-flight rows are always heads):
+ * the oldest unfinished item, if any, becomes head. */
+static int lane_next(store *st, const char *partner, const char *pk,
+                     hvg_err *err) {
+  sqlite3_stmt *s;
+  int64_t first = 0;
+  int rc = stmt(st, Q_LANE_FIRST, &s, err);
+  if (!rc)
+    rc = bind_text(st, s, 1, partner, err);
+  if (!rc)
+    rc = bind_text(st, s, 2, pk, err);
+  if (rc)
+    return rc;
+  rc = step(st, s, "store.lane", err);
+  if (rc < 0)
+    return rc;
+  if (rc == SQLITE_ROW)
+    first = col_i64(s, 0);
+  done(s);
+  return first ? set_head(st, first, 1, err) : 0;
+}
+
+/* Restore the lane invariant after items left it or joined it out of order:
+ * an in-flight head stays; otherwise the oldest unfinished item is head. */
+static int lane_fix(store *st, const char *partner, const char *pk,
+                    hvg_err *err) {
+  sqlite3_stmt *s;
+  int64_t head = 0;
+  int head_state = -1;
+  int rc = stmt(st, Q_LANE_HEAD, &s, err);
+  if (!rc)
+    rc = bind_text(st, s, 1, partner, err);
+  if (!rc)
+    rc = bind_text(st, s, 2, pk, err);
+  if (rc)
+    return rc;
+  rc = step(st, s, "store.lane", err);
+  if (rc < 0)
+    return rc;
+  if (rc == SQLITE_ROW) {
+    head = col_i64(s, 0);
+    head_state = col_i(s, 1);
+  }
+  done(s);
+  if (head_state == ST_INFLIGHT)
+    return 0;
+  int64_t first = 0;
+  rc = stmt(st, Q_LANE_FIRST, &s, err);
+  if (!rc)
+    rc = bind_text(st, s, 1, partner, err);
+  if (!rc)
+    rc = bind_text(st, s, 2, pk, err);
+  if (rc)
+    return rc;
+  rc = step(st, s, "store.lane", err);
+  if (rc < 0)
+    return rc;
+  if (rc == SQLITE_ROW)
+    first = col_i64(s, 0);
+  done(s);
+  if (first == head)
+    return 0;
+  if (head && (rc = set_head(st, head, 0, err)) != 0)
+    return rc;
+  return first ? set_head(st, first, 1, err) : 0;
+}
+
+/* ---- intake ------------------------------------------------------------- */
+
+static int check_record(const store_record *r, size_t i, hvg_err *err) {
+  char f[64];
+#define STORE__NEED(member, max)                                              \
+  do {                                                                        \
+    snprintf(f, sizeof f, "batch[%zu]." #member, i);                          \
+    int rc_ = need(r->member, f, max, err);                                   \
+    if (rc_)                                                                  \
+      return rc_;                                                             \
+  } while (0)
+  STORE__NEED(program, STORE_KEY_MAX);
+  STORE__NEED(record_type, STORE_KEY_MAX);
+  STORE__NEED(record_id, STORE_KEY_MAX);
+  STORE__NEED(patient_key, STORE_KEY_MAX);
+#undef STORE__NEED
+  if (!r->bundle || r->bundle_len == 0) {
+    snprintf(f, sizeof f, "batch[%zu].bundle", i);
+    return hvg_err_set(err, HVG_EINVAL, f, "required");
+  }
+  if (r->n_targets && !r->targets) {
+    snprintf(f, sizeof f, "batch[%zu].targets", i);
+    return hvg_err_set(err, HVG_EINVAL, f, "NULL with n_targets > 0");
+  }
+  for (size_t t = 0; t < r->n_targets; t++) {
+    snprintf(f, sizeof f, "batch[%zu].targets[%zu].partner", i, t);
+    int rc = need(r->targets[t].partner, f, STORE_PARTNER_MAX, err);
+    if (rc)
+      return rc;
+    for (size_t u = 0; u < t; u++)
+      if (strcmp(r->targets[u].partner, r->targets[t].partner) == 0)
+        return hvg_err_set(err, HVG_EINVAL, f, "partner listed twice");
+  }
+  return 0;
+}
+
+/* Queue version `ver_id` of record `rec` for one partner in lane `pk`.
+ * `fast`: the lane was not touched in this call, so the item is head exactly
+ * when the lane is empty; otherwise insert as non-head and fix the lane. */
+static int queue_item(store *st, int64_t ver_id, int64_t rec,
+                      const store_target *t, const char *pk, int fast,
+                      int64_t now, hvg_err *err) {
+  int head = 0;
+  if (fast) {
+    int busy = lane_busy(st, t->partner, pk, err);
+    if (busy < 0)
+      return busy;
+    head = !busy;
+  }
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_OB_INS, &s, err);
+  if (!rc)
+    rc = bind_i64(st, s, 1, ver_id, err);
+  if (!rc)
+    rc = bind_i64(st, s, 2, rec, err);
+  if (!rc)
+    rc = bind_text(st, s, 3, t->partner, err);
+  if (!rc)
+    rc = bind_text(st, s, 4, pk, err);
+  if (!rc)
+    rc = bind_text(st, s, 5, t->consent_id, err);
+  if (!rc)
+    rc = bind_i64(st, s, 6, head, err);
+  if (!rc)
+    rc = bind_i64(st, s, 7, now, err);
+  if (!rc)
+    rc = exec_done(st, s, "store.put", err);
+  if (!rc && !fast)
+    rc = lane_fix(st, t->partner, pk, err);
+  return rc;
+}
+
+static int insert_version(store *st, int64_t rec, int64_t version,
+                          const store_record *r, int64_t now, int64_t *ver_id,
+                          hvg_err *err) {
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_VER_INS, &s, err);
+  if (!rc)
+    rc = bind_i64(st, s, 1, rec, err);
+  if (!rc)
+    rc = bind_i64(st, s, 2, version, err);
+  if (!rc)
+    rc = bind_blob(st, s, 3, r->hash, STORE_HASH_LEN, err);
+  if (!rc)
+    rc = bind_text(st, s, 4, r->sensitivity, err);
+  if (!rc)
+    rc = bind_textn(st, s, 5, r->bundle, r->bundle_len, err);
+  if (!rc)
+    rc = bind_i64(st, s, 6, now, err);
+  if (!rc)
+    rc = exec_done(st, s, "store.put", err);
+  if (!rc)
+    *ver_id = (int64_t)sqlite3_last_insert_rowid(st->db);
+  return rc;
+}
+
+/* A live (pending, in-flight or dead) item of an older version. */
+typedef struct live_item {
+  int64_t id;
+  int state;
+  char partner[STORE_PARTNER_MAX + 1];
+  char *pk; /* malloc'd */
+} live_item;
+
+static void live_free(live_item *v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(v[i].pk);
+  free(v);
+}
+
+static int live_items(store *st, int64_t rec, live_item **out, size_t *n_out,
+                      hvg_err *err) {
+  *out = NULL;
+  *n_out = 0;
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_OB_REC_LIVE, &s, err);
+  if (!rc)
+    rc = bind_i64(st, s, 1, rec, err);
+  if (rc)
+    return rc;
+  live_item *v = NULL;
+  size_t n = 0, cap = 0;
+  while ((rc = step(st, s, "store.put", err)) == SQLITE_ROW) {
+    if (n == cap) {
+      size_t nc = cap ? cap * 2 : 4;
+      live_item *nv = realloc(v, nc * sizeof *nv);
+      if (!nv) {
+        rc = hvg_err_set(err, HVG_ENOMEM, "store.put", NULL);
+        break;
+      }
+      v = nv;
+      cap = nc;
+    }
+    live_item *it = &v[n];
+    it->id = col_i64(s, 0);
+    it->state = col_i(s, 2);
+    const unsigned char *p = sqlite3_column_text(s, 1);
+    const unsigned char *k = sqlite3_column_text(s, 3);
+    it->pk = k ? strdup((const char *)k) : NULL;
+    if (!p || !it->pk) {
+      free(it->pk);
+      rc = hvg_err_set(err, HVG_ENOMEM, "store.put", NULL);
+      break;
+    }
+    snprintf(it->partner, sizeof it->partner, "%s", (const char *)p);
+    n++;
+  }
+  done(s);
+  if (rc != SQLITE_DONE) {
+    live_free(v, n);
+    return rc < 0 ? rc : HVG_EIO;
+  }
+  *out = v;
+  *n_out = n;
+  return 0;
+}
+
+static int supersede(store *st, int64_t id, int64_t now, hvg_err *err) {
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_OB_SUPERSEDE, &s, err);
+  if (!rc)
+    rc = bind_i64(st, s, 1, id, err);
+  if (!rc)
+    rc = bind_i64(st, s, 2, now, err);
+  return rc ? rc : exec_done(st, s, "store.put", err);
+}
+
+static int put_changed(store *st, const store_record *r, int64_t rec,
+                       int64_t version, int64_t now, store_put_result *res,
+                       hvg_err *err) {
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_REC_UPD, &s, err);
+  if (!rc)
+    rc = bind_i64(st, s, 1, rec, err);
+  if (!rc)
+    rc = bind_i64(st, s, 2, version, err);
+  if (!rc)
+    rc = bind_blob(st, s, 3, r->hash, STORE_HASH_LEN, err);
+  if (!rc)
+    rc = bind_text(st, s, 4, r->patient_key, err);
+  if (!rc)
+    rc = bind_i64(st, s, 5, now, err);
+  if (!rc)
+    rc = exec_done(st, s, "store.put", err);
+  int64_t ver_id = 0;
+  if (!rc)
+    rc = insert_version(st, rec, version, r, now, &ver_id, err);
+  live_item *live = NULL;
+  size_t n_live = 0;
+  if (!rc)
+    rc = live_items(st, rec, &live, &n_live, err);
+  /* stale content is never sent: supersede pending and dead items */
+  for (size_t i = 0; !rc && i < n_live; i++) {
+    if (live[i].state == ST_INFLIGHT)
+      continue;
+    rc = supersede(st, live[i].id, now, err);
+    if (!rc && live[i].state == ST_PENDING)
+      rc = lane_fix(st, live[i].partner, live[i].pk, err);
+  }
+  for (size_t t = 0; !rc && t < r->n_targets; t++) {
+    const char *pk = r->patient_key;
+    for (size_t i = 0; i < n_live; i++)
+      if (live[i].state == ST_INFLIGHT &&
+          strcmp(live[i].partner, r->targets[t].partner) == 0)
+        pk = live[i].pk; /* wait behind the version in flight */
+    rc = queue_item(st, ver_id, rec, &r->targets[t], pk, 0, now, err);
+    if (!rc)
+      res->queued++;
+  }
+  live_free(live, n_live);
+  return rc;
+}
+
+static int put_unchanged(store *st, const store_record *r, int64_t rec,
+                         int64_t version, const char *pk, int64_t now,
+                         store_put_result *res, hvg_err *err) {
+  int64_t ver_id = 0;
+  for (size_t t = 0; t < r->n_targets; t++) {
+    sqlite3_stmt *s;
+    int rc = stmt(st, Q_OB_HAS_PARTNER, &s, err);
+    if (!rc)
+      rc = bind_i64(st, s, 1, rec, err);
+    if (!rc)
+      rc = bind_text(st, s, 2, r->targets[t].partner, err);
+    if (rc)
+      return rc;
+    rc = step(st, s, "store.put", err);
+    if (rc < 0)
+      return rc;
+    done(s);
+    if (rc == SQLITE_ROW)
+      continue; /* this partner has (had) a version: nothing to do */
+    if (!ver_id) {
+      rc = stmt(st, Q_VER_GET, &s, err);
+      if (!rc)
+        rc = bind_i64(st, s, 1, rec, err);
+      if (!rc)
+        rc = bind_i64(st, s, 2, version, err);
+      if (rc)
+        return rc;
+      rc = step(st, s, "store.put", err);
+      if (rc < 0)
+        return rc;
+      if (rc == SQLITE_ROW)
+        ver_id = col_i64(s, 0);
+      done(s);
+      if (!ver_id)
+        return hvg_err_set(err, HVG_EIO, "store.put",
+                           "database: current version row missing");
+    }
+    rc = queue_item(st, ver_id, rec, &r->targets[t], pk, 0, now, err);
+    if (rc)
+      return rc;
+    res->queued++;
+  }
+  return 0;
+}
+
+static int put_one(store *st, const store_record *r, int64_t now,
+                   store_put_result *res, hvg_err *err) {
+  memset(res, 0, sizeof *res);
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_REC_GET, &s, err);
+  if (!rc)
+    rc = bind_text(st, s, 1, r->program, err);
+  if (!rc)
+    rc = bind_text(st, s, 2, r->record_type, err);
+  if (!rc)
+    rc = bind_text(st, s, 3, r->record_id, err);
+  if (rc)
+    return rc;
+  rc = step(st, s, "store.put", err);
+  if (rc < 0)
+    return rc;
+  if (rc == SQLITE_ROW) {
+    int64_t rec = col_i64(s, 0);
+    int64_t version = col_i64(s, 1);
+    const void *h = sqlite3_column_blob(s, 2);
+    int same = h && sqlite3_column_bytes(s, 2) == STORE_HASH_LEN &&
+               memcmp(h, r->hash, STORE_HASH_LEN) == 0;
+    if (same) {
+      const unsigned char *k = sqlite3_column_text(s, 3);
+      char *pk = k ? strdup((const char *)k) : NULL;
+      done(s);
+      if (!pk)
+        return hvg_err_set(err, HVG_ENOMEM, "store.put", NULL);
+      res->status = STORE_PUT_UNCHANGED;
+      res->version = version;
+      rc = put_unchanged(st, r, rec, version, pk, now, res, err);
+      free(pk);
+      return rc;
+    }
+    done(s);
+    res->status = STORE_PUT_CHANGED;
+    res->version = version + 1;
+    return put_changed(st, r, rec, version + 1, now, res, err);
+  }
+  done(s);
+  /* NEW */
+  rc = stmt(st, Q_REC_INS, &s, err);
+  if (!rc)
+    rc = bind_text(st, s, 1, r->program, err);
+  if (!rc)
+    rc = bind_text(st, s, 2, r->record_type, err);
+  if (!rc)
+    rc = bind_text(st, s, 3, r->record_id, err);
+  if (!rc)
+    rc = bind_blob(st, s, 4, r->hash, STORE_HASH_LEN, err);
+  if (!rc)
+    rc = bind_text(st, s, 5, r->patient_key, err);
+  if (!rc)
+    rc = bind_i64(st, s, 6, now, err);
+  if (!rc)
+    rc = exec_done(st, s, "store.put", err);
+  if (rc)
+    return rc;
+  int64_t rec = (int64_t)sqlite3_last_insert_rowid(st->db);
+  int64_t ver_id = 0;
+  rc = insert_version(st, rec, 1, r, now, &ver_id, err);
+  res->status = STORE_PUT_NEW;
+  res->version = 1;
+  for (size_t t = 0; !rc && t < r->n_targets; t++) {
+    rc = queue_item(st, ver_id, rec, &r->targets[t], r->patient_key, 1, now,
+                    err);
+    if (!rc)
+      res->queued++;
+  }
+  return rc;
+}
+
+int store_put_records(store *st, const store_record *batch, size_t n,
+                      int64_t now_ms, store_put_result *results,
+                      hvg_err *err) {
+  if (!st || (!batch && n))
+    return hvg_err_set(err, HVG_EINVAL, "store.put", "NULL argument");
+  for (size_t i = 0; i < n; i++) {
+    int rc = check_record(&batch[i], i, err);
+    if (rc)
+      return rc;
+  }
+  if (n == 0)
+    return 0;
+  int rc = tx_begin(st, err);
+  if (rc)
+    return rc;
+  for (size_t i = 0; !rc && i < n; i++) {
+    store_put_result tmp;
+    rc = put_one(st, &batch[i], now_ms, results ? &results[i] : &tmp, err);
+  }
+  return tx_end(st, rc, err);
+}
+
+/* ---- outbox ------------------------------------------------------------- */
+
+void store_items_release(store_item *items, size_t n) {
+  if (!items)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    free(items[i].mem_);
+    memset(&items[i], 0, sizeof items[i]);
+  }
+}
+
+int store_claim(store *st, const char *partner, size_t max, int64_t now_ms,
+                int64_t lease_ms, store_item *out, size_t *n_out,
+                hvg_err *err) {
+  if (n_out)
+    *n_out = 0;
+  if (!st || !partner || !n_out || (!out && max))
+    return hvg_err_set(err, HVG_EINVAL, "store.claim", "NULL argument");
+  if (lease_ms <= 0)
+    return hvg_err_set(err, HVG_EINVAL, "store.claim.lease",
+                       "must be positive");
+  if (max == 0)
+    return 0;
+  if (max > (size_t)INT32_MAX)
+    max = (size_t)INT32_MAX;
+  int rc = tx_begin(st, err);
+  if (rc)
+    return rc;
+  sqlite3_stmt *s;
+  size_t n = 0;
+  rc = stmt(st, Q_CLAIM_SEL, &s, err);
+  if (!rc)
+    rc = bind_text(st, s, 1, partner, err);
+  if (!rc)
+    rc = bind_i64(st, s, 2, now_ms, err);
+  if (!rc)
+    rc = bind_i64(st, s, 3, (int64_t)max, err);
+  if (rc)
+    return tx_end(st, rc, err);
+  /* collect first: rows are updated only after the SELECT is finished */
+  while ((rc = step(st, s, "store.claim", err)) == SQLITE_ROW) {
+    store_item *it = &out[n];
+    memset(it, 0, sizeof *it);
+    it->id = col_i64(s, 0);
+    it->lease = col_i64(s, 1) + 1;
+    it->lease_until = now_ms + lease_ms;
+    it->attempts = col_i(s, 2) + 1;
+    it->version = col_i64(s, 5);
+    static const int cols[] = {3, 4, 6, 7, 8, 9, 10, 11};
+    const char **dst[] = {&it->patient_key, &it->consent_id,
+                          &it->sensitivity, &it->bundle,
+                          &it->program,     &it->record_type,
+                          &it->record_id,   &it->partner};
+    size_t lens[8];
+    it->mem_ = copy_cols(s, cols, 8, dst, lens);
+    if (!it->mem_) {
+      rc = hvg_err_set(err, HVG_ENOMEM, "store.claim", NULL);
+      break;
+    }
+    it->bundle_len = lens[3];
+    n++;
+  }
+  done(s);
+  if (rc == SQLITE_DONE)
+    rc = 0;
+  else if (rc > 0)
+    rc = HVG_EIO;
+  for (size_t i = 0; !rc && i < n; i++) {
+    rc = stmt(st, Q_CLAIM_UPD, &s, err);
+    if (!rc)
+      rc = bind_i64(st, s, 1, out[i].id, err);
+    if (!rc)
+      rc = bind_i64(st, s, 2, out[i].lease_until, err);
+    if (!rc)
+      rc = bind_i64(st, s, 3, now_ms, err);
+    if (!rc)
+      rc = exec_done(st, s, "store.claim", err);
+  }
+  rc = tx_end(st, rc, err);
+  if (rc) {
+    store_items_release(out, n);
+    return rc;
+  }
+  *n_out = n;
+  return 0;
+}
+
+/* Load an outbox row and check it is in flight under the item's lease. */
+typedef struct ob_row {
+  int state;
+  int64_t claims;
+  int64_t record;
+  char partner[STORE_PARTNER_MAX + 1];
+  char *pk; /* malloc'd */
+} ob_row;
+
+static int ob_get(store *st, int64_t id, ob_row *row, hvg_err *err) {
+  memset(row, 0, sizeof *row);
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_OB_GET, &s, err);
+  if (!rc)
+    rc = bind_i64(st, s, 1, id, err);
+  if (rc)
+    return rc;
+  rc = step(st, s, "store.outbox", err);
+  if (rc < 0)
+    return rc;
+  if (rc == SQLITE_DONE) {
+    done(s);
+    return hvg_err_set(err, HVG_ENOTFOUND, "store.outbox",
+                       "no outbox item %lld", (long long)id);
+  }
+  row->state = col_i(s, 0);
+  row->claims = col_i64(s, 1);
+  row->record = col_i64(s, 4);
+  const unsigned char *p = sqlite3_column_text(s, 2);
+  const unsigned char *k = sqlite3_column_text(s, 3);
+  row->pk = k ? strdup((const char *)k) : NULL;
+  if (p)
+    snprintf(row->partner, sizeof row->partner, "%s", (const char *)p);
+  done(s);
+  if (!p || !row->pk) {
+    free(row->pk);
+    row->pk = NULL;
+    return hvg_err_set(err, HVG_ENOMEM, "store.outbox", NULL);
+  }
+  return 0;
+}
+
+static int ob_leased(store *st, const store_item *it, ob_row *row,
+                     hvg_err *err) {
+  int rc = ob_get(st, it->id, row, err);
+  if (rc == HVG_ENOTFOUND)
+    return hvg_err_set(err, HVG_ESTATE, "store.outbox",
+                       "outbox item %lld does not exist", (long long)it->id);
+  if (rc)
+    return rc;
+  if (row->state != ST_INFLIGHT || row->claims != it->lease) {
+    free(row->pk);
+    row->pk = NULL;
+    return hvg_err_set(err, HVG_ESTATE, "store.outbox",
+                       "outbox item %lld is not in flight under this lease "
+                       "(it expired and was claimed again, or is finished)",
+                       (long long)it->id);
+  }
+  return 0;
+}
+
+static int ob_update(store *st, int q, int64_t id, int64_t a, const char *t,
+                     int64_t b, hvg_err *err) {
+  /* binds ?1 id, ?2 a, then for OB_RETRY ?3 t and ?4 b */
+  sqlite3_stmt *s;
+  int rc = stmt(st, q, &s, err);
+  if (!rc)
+    rc = bind_i64(st, s, 1, id, err);
+  if (!rc)
+    rc = bind_i64(st, s, 2, a, err);
+  if (!rc && q == Q_OB_RETRY) {
+    rc = bind_text(st, s, 3, t, err);
+    if (!rc)
+      rc = bind_i64(st, s, 4, b, err);
+  }
+  return rc ? rc : exec_done(st, s, "store.outbox", err);
+}
+
+static int audit_insert(store *st, const store_audit_entry *e,
+                        const store_item *it, hvg_err *err) {
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_AUDIT_INS, &s, err);
+  if (rc)
+    return rc;
+#define STORE__DEF(f) (e->f ? e->f : it ? it->f : NULL)
+  const char *vals[] = {e->actor,
+                        e->action,
+                        STORE__DEF(partner),
+                        STORE__DEF(program),
+                        STORE__DEF(record_type),
+                        STORE__DEF(record_id),
+                        e->resources,
+                        STORE__DEF(consent_id),
+                        e->detail};
+#undef STORE__DEF
+  rc = bind_i64(st, s, 1, e->at_ms, err);
+  for (int i = 0; !rc && i < 9; i++)
+    rc = bind_text(st, s, i + 2, vals[i], err);
+  return rc ? rc : exec_done(st, s, "store.audit", err);
+}
+
+static int check_audit(const store_audit_entry *e, hvg_err *err) {
+  int rc = need(e->actor, "audit.actor", STORE_KEY_MAX, err);
+  return rc ? rc : need(e->action, "audit.action", STORE_KEY_MAX, err);
+}
+
+static int check_outcome(const store_outcome *o, size_t i, hvg_err *err) {
+  char f[64];
+  if (!o->item) {
+    snprintf(f, sizeof f, "outcomes[%zu].item", i);
+    return hvg_err_set(err, HVG_EINVAL, f, "required");
+  }
+  switch (o->kind) {
+  case STORE_DELIVERED:
+    if (!o->ids && o->n_ids) {
+      snprintf(f, sizeof f, "outcomes[%zu].ids", i);
+      return hvg_err_set(err, HVG_EINVAL, f, "NULL with n_ids > 0");
+    }
+    for (size_t k = 0; k < o->n_ids; k++) {
+      const store_assigned_id *d = &o->ids[k];
+      snprintf(f, sizeof f, "outcomes[%zu].ids[%zu]", i, k);
+      int rc = need(d->resource_type, f, STORE_KEY_MAX, err);
+      if (!rc)
+        rc = need(d->identifier, f, STORE_KEY_MAX * 2, err);
+      if (!rc)
+        rc = need(d->id, f, STORE_KEY_MAX, err);
+      if (rc)
+        return rc;
+    }
+    return o->audit ? check_audit(o->audit, err) : 0;
+  case STORE_RETRY:
+    return 0;
+  case STORE_DEAD:
+    if (!o->outcome_json && o->outcome_len) {
+      snprintf(f, sizeof f, "outcomes[%zu].outcome_json", i);
+      return hvg_err_set(err, HVG_EINVAL, f, "NULL with outcome_len > 0");
+    }
+    return 0;
+  default:
+    snprintf(f, sizeof f, "outcomes[%zu].kind", i);
+    return hvg_err_set(err, HVG_EINVAL, f, "unknown outcome");
+  }
+}
+
+static int finish_delivered(store *st, const store_outcome *o,
+                            const ob_row *row, int64_t now, hvg_err *err) {
+  const store_item *it = o->item;
+  int rc = ob_update(st, Q_OB_ACK, it->id, now, NULL, 0, err);
+  for (size_t i = 0; !rc && i < o->n_ids; i++) {
+    sqlite3_stmt *s;
+    rc = stmt(st, Q_SID_PUT, &s, err);
+    if (!rc)
+      rc = bind_text(st, s, 1, row->partner, err);
+    if (!rc)
+      rc = bind_text(st, s, 2, o->ids[i].resource_type, err);
+    if (!rc)
+      rc = bind_text(st, s, 3, o->ids[i].identifier, err);
+    if (!rc)
+      rc = bind_text(st, s, 4, o->ids[i].id, err);
+    if (!rc)
+      rc = bind_text(st, s, 5, o->ids[i].version_id, err);
+    if (!rc)
+      rc = bind_i64(st, s, 6, row->record, err);
+    if (!rc)
+      rc = bind_i64(st, s, 7, now, err);
+    if (!rc)
+      rc = exec_done(st, s, "store.ack", err);
+  }
+  if (!rc) {
+    sqlite3_stmt *s;
+    rc = stmt(st, Q_PSTAT_DELIVERED, &s, err);
+    if (!rc)
+      rc = bind_text(st, s, 1, row->partner, err);
+    if (!rc)
+      rc = exec_done(st, s, "store.ack", err);
+  }
+  if (!rc)
+    rc = lane_next(st, row->partner, row->pk, err);
+  if (!rc && o->audit)
+    rc = audit_insert(st, o->audit, it, err);
+  return rc;
+}
+
+static int finish_dead(store *st, const store_outcome *o, const ob_row *row,
+                       int64_t now, hvg_err *err) {
+  const store_item *it = o->item;
+  int rc = ob_update(st, Q_OB_DEAD, it->id, now, NULL, 0, err);
+  if (!rc) {
+    sqlite3_stmt *s;
+    rc = stmt(st, Q_DL_PUT, &s, err);
+    if (!rc)
+      rc = bind_i64(st, s, 1, it->id, err);
+    if (!rc)
+      rc = bind_i64(st, s, 2, o->http_status, err);
+    if (!rc)
+      rc = bind_textn(st, s, 3, o->outcome_json, o->outcome_len, err);
+    if (!rc)
+      rc = bind_text(st, s, 4, o->hint, err);
+    if (!rc)
+      rc = bind_i64(st, s, 5, now, err);
+    if (!rc)
+      rc = exec_done(st, s, "store.dead", err);
+  }
+  if (!rc)
+    rc = lane_next(st, row->partner, row->pk, err);
+  return rc;
+}
+
+int store_finish(store *st, store_outcome *o, size_t n, int64_t now_ms,
+                 hvg_err *err) {
+  if (!st || (!o && n))
+    return hvg_err_set(err, HVG_EINVAL, "store.finish", "NULL argument");
+  for (size_t i = 0; i < n; i++) {
+    int rc = check_outcome(&o[i], i, err);
+    if (rc)
+      return rc;
+  }
+  if (n == 0)
+    return 0;
+  int rc = tx_begin(st, err);
+  if (rc)
+    return rc;
+  for (size_t i = 0; !rc && i < n; i++) {
+    ob_row row;
+    hvg_err item_err;
+    hvg_err_clear(&item_err);
+    o[i].result = ob_leased(st, o[i].item, &row, &item_err);
+    if (o[i].result == HVG_ESTATE)
+      continue; /* this item only: someone else holds it now */
+    if (o[i].result) {
+      rc = o[i].result;
+      if (err)
+        *err = item_err;
+      break;
+    }
+    switch (o[i].kind) {
+    case STORE_DELIVERED:
+      rc = finish_delivered(st, &o[i], &row, now_ms, err);
+      break;
+    case STORE_RETRY:
+      rc = ob_update(st, Q_OB_RETRY, o[i].item->id, o[i].next_attempt_ms,
+                     o[i].reason, now_ms, err);
+      break;
+    default:
+      rc = finish_dead(st, &o[i], &row, now_ms, err);
+      break;
+    }
+    free(row.pk);
+  }
+  return tx_end(st, rc, err);
+}
+
+/* One outcome: the transaction's error, or the item's. */
+static int finish1(store *st, store_outcome *o, int64_t now, hvg_err *err) {
+  int rc = store_finish(st, o, 1, now, err);
+  if (rc)
+    return rc;
+  if (o->result == HVG_ESTATE)
+    return hvg_err_set(err, HVG_ESTATE, "store.outbox",
+                       "outbox item %lld is not in flight under this lease "
+                       "(it expired and was claimed again, or is finished)",
+                       (long long)o->item->id);
+  return o->result;
+}
+
+int store_ack(store *st, const store_item *it, const store_assigned_id *ids,
+              size_t n_ids, const store_audit_entry *audit, int64_t now_ms,
+              hvg_err *err) {
+  if (!st || !it)
+    return hvg_err_set(err, HVG_EINVAL, "store.ack", "NULL argument");
+  store_outcome o = {0};
+  o.item = it;
+  o.kind = STORE_DELIVERED;
+  o.ids = ids;
+  o.n_ids = n_ids;
+  o.audit = audit;
+  return finish1(st, &o, now_ms, err);
+}
+
+int store_retry(store *st, const store_item *it, int64_t next_attempt_ms,
+                const char *reason, int64_t now_ms, hvg_err *err) {
+  if (!st || !it)
+    return hvg_err_set(err, HVG_EINVAL, "store.retry", "NULL argument");
+  store_outcome o = {0};
+  o.item = it;
+  o.kind = STORE_RETRY;
+  o.next_attempt_ms = next_attempt_ms;
+  o.reason = reason;
+  return finish1(st, &o, now_ms, err);
+}
+
+int store_dead(store *st, const store_item *it, int http_status,
+               const char *outcome_json, size_t outcome_len, const char *hint,
+               int64_t now_ms, hvg_err *err) {
+  if (!st || !it)
+    return hvg_err_set(err, HVG_EINVAL, "store.dead", "NULL argument");
+  store_outcome o = {0};
+  o.item = it;
+  o.kind = STORE_DEAD;
+  o.http_status = http_status;
+  o.outcome_json = outcome_json;
+  o.outcome_len = outcome_len;
+  o.hint = hint;
+  return finish1(st, &o, now_ms, err);
+}
+
+int store_server_id(store *st, const char *partner, const char *resource_type,
+                    const char *identifier, hvg_buf *id, hvg_buf *version_id,
+                    hvg_err *err) {
+  if (!st || !partner || !resource_type || !identifier)
+    return hvg_err_set(err, HVG_EINVAL, "store.server_id", "NULL argument");
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_SID_GET, &s, err);
+  if (!rc)
+    rc = bind_text(st, s, 1, partner, err);
+  if (!rc)
+    rc = bind_text(st, s, 2, resource_type, err);
+  if (!rc)
+    rc = bind_text(st, s, 3, identifier, err);
+  if (rc)
+    return rc;
+  rc = step(st, s, "store.server_id", err);
+  if (rc < 0)
+    return rc;
+  if (rc == SQLITE_DONE) {
+    done(s);
+    return hvg_err_set(err, HVG_ENOTFOUND, "store.server_id",
+                       "no server id stored for this resource");
+  }
+  rc = 0;
+  for (int c = 0; c < 2 && !rc; c++) {
+    hvg_buf *b = c == 0 ? id : version_id;
+    if (!b)
+      continue;
+    const unsigned char *t = sqlite3_column_text(s, c);
+    size_t len = (size_t)sqlite3_column_bytes(s, c);
+    if (t)
+      rc = hvg_buf_add(b, t, len);
+    else if (sqlite3_column_type(s, c) != SQLITE_NULL)
+      rc = HVG_ENOMEM;
+    if (rc)
+      rc = hvg_err_set(err, rc, "store.server_id", NULL);
+  }
+  done(s);
+  return rc;
+}
+
+/* Replay one id inside a transaction: 1 replayed, 0 skipped, <0 error. */
+static int replay_one(store *st, int64_t id, int64_t now, hvg_err *err) {
+  ob_row row;
+  int rc = ob_get(st, id, &row, err);
+  if (rc == HVG_ENOTFOUND) {
+    hvg_err_clear(err);
+    return 0;
+  }
+  if (rc)
+    return rc;
+  if (row.state != ST_DEAD) {
+    free(row.pk);
+    return 0;
+  }
+  rc = ob_update(st, Q_OB_REPLAY, id, now, NULL, 0, err);
+  if (!rc)
+    rc = lane_fix(st, row.partner, row.pk, err);
+  free(row.pk);
+  return rc ? rc : 1;
+}
+
+int store_replay(store *st, const int64_t *ids, size_t n, int64_t now_ms,
+                 size_t *replayed, hvg_err *err) {
+  if (replayed)
+    *replayed = 0;
+  if (!st || (!ids && n))
+    return hvg_err_set(err, HVG_EINVAL, "store.replay", "NULL argument");
+  int rc = tx_begin(st, err);
+  if (rc)
+    return rc;
+  size_t count = 0;
+  for (size_t i = 0; !rc && i < n; i++) {
+    int r = replay_one(st, ids[i], now_ms, err);
+    if (r < 0)
+      rc = r;
+    else
+      count += (size_t)r;
+  }
+  rc = tx_end(st, rc, err);
+  if (!rc && replayed)
+    *replayed = count;
+  return rc;
+}
+
+int store_replay_all(store *st, const char *partner, int64_t now_ms,
+                     size_t *replayed, hvg_err *err) {
+  if (replayed)
+    *replayed = 0;
+  if (!st)
+    return hvg_err_set(err, HVG_EINVAL, "store.replay", "NULL argument");
+  int rc = tx_begin(st, err);
+  if (rc)
+    return rc;
+  sqlite3_stmt *s;
+  rc = stmt(st, partner ? Q_DEAD_IDS_PARTNER : Q_DEAD_IDS_ALL, &s, err);
+  if (!rc && partner)
+    rc = bind_text(st, s, 1, partner, err);
+  if (rc)
+    return tx_end(st, rc, err);
+  int64_t *ids = NULL;
+  size_t n = 0, cap = 0;
+  while ((rc = step(st, s, "store.replay", err)) == SQLITE_ROW) {
+    if (n == cap) {
+      size_t nc = cap ? cap * 2 : 64;
+      int64_t *ni = realloc(ids, nc * sizeof *ni);
+      if (!ni) {
+        rc = hvg_err_set(err, HVG_ENOMEM, "store.replay", NULL);
+        break;
+      }
+      ids = ni;
+      cap = nc;
+    }
+    ids[n++] = col_i64(s, 0);
+  }
+  done(s);
+  if (rc == SQLITE_DONE)
+    rc = 0;
+  else if (rc > 0)
+    rc = HVG_EIO;
+  size_t count = 0;
+  for (size_t i = 0; !rc && i < n; i++) {
+    int r = replay_one(st, ids[i], now_ms, err);
+    if (r < 0)
+      rc = r;
+    else
+      count += (size_t)r;
+  }
+  free(ids);
+  rc = tx_end(st, rc, err);
+  if (!rc && replayed)
+    *replayed = count;
+  return rc;
+}
+
+void store_dead_letters_release(store_dead_letter *d, size_t n) {
+  if (!d)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    free(d[i].mem_);
+    memset(&d[i], 0, sizeof d[i]);
+  }
+}
+
+int store_dead_list(store *st, const char *partner, int64_t after_id,
+                    size_t max, store_dead_letter *out, size_t *n_out,
+                    hvg_err *err) {
+  if (n_out)
+    *n_out = 0;
+  if (!st || !n_out || (!out && max))
+    return hvg_err_set(err, HVG_EINVAL, "store.dead_list", "NULL argument");
+  if (max == 0)
+    return 0;
+  if (max > (size_t)INT32_MAX)
+    max = (size_t)INT32_MAX;
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_DL_LIST, &s, err);
+  if (!rc)
+    rc = bind_text(st, s, 1, partner, err);
+  if (!rc)
+    rc = bind_i64(st, s, 2, after_id, err);
+  if (!rc)
+    rc = bind_i64(st, s, 3, (int64_t)max, err);
+  if (rc)
+    return rc;
+  size_t n = 0;
+  while ((rc = step(st, s, "store.dead_list", err)) == SQLITE_ROW) {
+    store_dead_letter *d = &out[n];
+    memset(d, 0, sizeof *d);
+    d->id = col_i64(s, 0);
+    d->version = col_i64(s, 1);
+    d->at_ms = col_i64(s, 2);
+    d->attempts = col_i(s, 3);
+    d->http_status = col_i(s, 4);
+    static const int cols[] = {5, 6, 7, 8, 9, 10, 11};
+    const char **dst[] = {&d->partner,   &d->program, &d->record_type,
+                          &d->record_id, &d->hint,    &d->reason,
+                          &d->outcome};
+    size_t lens[7];
+    d->mem_ = copy_cols(s, cols, 7, dst, lens);
+    if (!d->mem_) {
+      rc = hvg_err_set(err, HVG_ENOMEM, "store.dead_list", NULL);
+      break;
+    }
+    d->outcome_len = lens[6];
+    n++;
+  }
+  done(s);
+  if (rc != SQLITE_DONE) {
+    store_dead_letters_release(out, n);
+    return rc < 0 ? rc : HVG_EIO;
+  }
+  *n_out = n;
+  return 0;
+}
+
+/* ---- status --------------------------------------------------------------- */
+
+/* Find or add the entry for `partner` in the sorted list v[0..*n). */
+static store_partner_stats *stats_slot(store_partner_stats **v, size_t *n,
+                                       size_t *cap, const char *partner) {
+  size_t lo = 0, hi = *n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int c = strcmp((*v)[mid].partner, partner);
+    if (c == 0)
+      return &(*v)[mid];
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (*n == *cap) {
+    size_t nc = *cap ? *cap * 2 : 8;
+    store_partner_stats *nv = realloc(*v, nc * sizeof *nv);
+    if (!nv)
+      return NULL;
+    *v = nv;
+    *cap = nc;
+  }
+  memmove(&(*v)[lo + 1], &(*v)[lo], (*n - lo) * sizeof **v);
+  store_partner_stats *p = &(*v)[lo];
+  memset(p, 0, sizeof *p);
+  snprintf(p->partner, sizeof p->partner, "%s", partner);
+  (*n)++;
+  return p;
+}
+
+int store_stats(store *st, int64_t now_ms, store_partner_stats *out,
+                size_t max, size_t *n_out, size_t *n_total, hvg_err *err) {
+  if (n_out)
+    *n_out = 0;
+  if (n_total)
+    *n_total = 0;
+  if (!st || !n_out || (!out && max))
+    return hvg_err_set(err, HVG_EINVAL, "store.stats", "NULL argument");
+  store_partner_stats *v = NULL;
+  size_t n = 0, cap = 0;
+  /* one read transaction so the two queries agree */
+  int rc = exec_sql(st, "BEGIN", "store.stats", err);
+  if (rc)
+    return rc;
+  sqlite3_stmt *s;
+  rc = stmt(st, Q_STATS, &s, err);
+  while (!rc && (rc = step(st, s, "store.stats", err)) == SQLITE_ROW) {
+    const unsigned char *p = sqlite3_column_text(s, 0);
+    store_partner_stats *e = p ? stats_slot(&v, &n, &cap, (const char *)p)
+                               : NULL;
+    if (!e) {
+      rc = hvg_err_set(err, HVG_ENOMEM, "store.stats", NULL);
+      break;
+    }
+    int64_t count = col_i64(s, 2);
+    switch (col_i(s, 1)) {
+    case ST_PENDING:
+      e->pending = count;
+      /* remember the oldest pending id in the age field for now */
+      e->oldest_pending_age_ms = col_i64(s, 3);
+      break;
+    case ST_INFLIGHT: e->in_flight = count; break;
+    case ST_DEAD: e->dead = count; break;
+    default: break;
+    }
+    rc = 0;
+  }
+  done(s);
+  if (rc == SQLITE_DONE)
+    rc = 0;
+  if (!rc)
+    rc = stmt(st, Q_PSTAT_ALL, &s, err);
+  while (!rc && (rc = step(st, s, "store.stats", err)) == SQLITE_ROW) {
+    const unsigned char *p = sqlite3_column_text(s, 0);
+    store_partner_stats *e = p ? stats_slot(&v, &n, &cap, (const char *)p)
+                               : NULL;
+    if (!e) {
+      rc = hvg_err_set(err, HVG_ENOMEM, "store.stats", NULL);
+      break;
+    }
+    e->delivered = col_i64(s, 1);
+    rc = 0;
+  }
+  done(s);
+  if (rc == SQLITE_DONE)
+    rc = 0;
+  for (size_t i = 0; !rc && i < n; i++) {
+    if (!v[i].pending) {
+      v[i].oldest_pending_age_ms = 0;
+      continue;
+    }
+    rc = stmt(st, Q_OB_CREATED, &s, err);
+    if (!rc)
+      rc = bind_i64(st, s, 1, v[i].oldest_pending_age_ms, err);
+    if (!rc)
+      rc = step(st, s, "store.stats", err);
+    if (rc == SQLITE_ROW) {
+      int64_t age = now_ms - col_i64(s, 0);
+      v[i].oldest_pending_age_ms = age > 0 ? age : 0;
+      rc = 0;
+    } else if (rc == SQLITE_DONE) {
+      v[i].oldest_pending_age_ms = 0;
+      rc = 0;
+    }
+    if (rc >= 0)
+      done(s);
+  }
+  if (rc > 0)
+    rc = HVG_EIO;
+  if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK && !rc)
+    rc = db_fail(st, sqlite3_extended_errcode(st->db), "store.stats", err);
+  if (!sqlite3_get_autocommit(st->db))
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+  if (!rc) {
+    size_t k = n < max ? n : max;
+    if (k)
+      memcpy(out, v, k * sizeof *v);
+    *n_out = k;
+    if (n_total)
+      *n_total = n;
+  }
+  free(v);
+  return rc;
+}
+
+/* ---- audit ---------------------------------------------------------------- */
+
+int store_audit_append(store *st, const store_audit_entry *e, int64_t *id_out,
+                       hvg_err *err) {
+  if (!st || !e)
+    return hvg_err_set(err, HVG_EINVAL, "store.audit", "NULL argument");
+  int rc = check_audit(e, err);
+  if (rc)
+    return rc;
+  rc = tx_begin(st, err);
+  if (rc)
+    return rc;
+  rc = audit_insert(st, e, NULL, err);
+  int64_t id = (int64_t)sqlite3_last_insert_rowid(st->db);
+  rc = tx_end(st, rc, err);
+  if (!rc && id_out)
+    *id_out = id;
+  return rc;
+}
+
+int store_audit_iter_open(store *st, int64_t after_id, store_audit_iter **out,
+                          hvg_err *err) {
+  if (!st || !out)
+    return hvg_err_set(err, HVG_EINVAL, "store.audit", "NULL argument");
+  *out = NULL;
+  store_audit_iter *it = calloc(1, sizeof *it);
+  if (!it)
+    return hvg_err_set(err, HVG_ENOMEM, "store.audit", NULL);
+  int rc = sqlite3_prepare_v2(
+      st->db,
+      "SELECT id, at, actor, action, partner, program, record_type,"
+      " record_id, resources, consent_id, detail FROM audit WHERE id > ?1"
+      " ORDER BY id",
+      -1, &it->s, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64(it->s, 1, (sqlite3_int64)after_id);
+  if (rc != SQLITE_OK) {
+    rc = db_fail(st, rc, "store.audit", err);
+    sqlite3_finalize(it->s);
+    free(it);
+    return rc;
+  }
+  it->st = st;
+  st->iterators++;
+  *out = it;
+  return 0;
+}
+
+int store_audit_iter_next(store_audit_iter *it, store_audit_entry *e,
+                          hvg_err *err) {
+  if (!it || !e)
+    return hvg_err_set(err, HVG_EINVAL, "store.audit", "NULL argument");
+  int rc = sqlite3_step(it->s);
+  if (rc == SQLITE_DONE)
+    return 0;
+  if (rc != SQLITE_ROW)
+    return db_fail(it->st, rc, "store.audit", err);
+  memset(e, 0, sizeof *e);
+  e->id = col_i64(it->s, 0);
+  e->at_ms = col_i64(it->s, 1);
+  const char **f[] = {&e->actor,     &e->action,    &e->partner,
+                      &e->program,   &e->record_type, &e->record_id,
+                      &e->resources, &e->consent_id, &e->detail};
+  for (int i = 0; i < 9; i++) {
+    *f[i] = (const char *)sqlite3_column_text(it->s, i + 2);
+    if (!*f[i] && sqlite3_column_type(it->s, i + 2) != SQLITE_NULL)
+      return hvg_err_set(err, HVG_ENOMEM, "store.audit", NULL);
+  }
+  return 1;
+}
+
+void store_audit_iter_close(store_audit_iter *it) {
+  if (!it)
+    return;
+  sqlite3_finalize(it->s);
+  it->st->iterators--;
+  free(it);
+}
+
+/* ---- referrals ------------------------------------------------------------ */
+
+/* Look up a referral's row id and copy its status; 0 found, ENOTFOUND. */
+static int ref_key(store *st, const char *program, const char *referral_id,
+                   int64_t *id, char **status, hvg_err *err) {
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_REF_KEY, &s, err);
+  if (!rc)
+    rc = bind_text(st, s, 1, program, err);
+  if (!rc)
+    rc = bind_text(st, s, 2, referral_id, err);
+  if (rc)
+    return rc;
+  rc = step(st, s, "store.referral", err);
+  if (rc < 0)
+    return rc;
+  if (rc == SQLITE_DONE) {
+    done(s);
+    return HVG_ENOTFOUND;
+  }
+  *id = col_i64(s, 0);
+  rc = 0;
+  if (status) {
+    const unsigned char *t = sqlite3_column_text(s, 1);
+    *status = t ? strdup((const char *)t) : NULL;
+    if (!*status)
+      rc = hvg_err_set(err, HVG_ENOMEM, "store.referral", NULL);
+  }
+  done(s);
+  return rc;
+}
+
+static int transition_insert(store *st, int64_t ref, int64_t at,
+                             const char *from, const char *to,
+                             const char *actor, const char *detail,
+                             hvg_err *err) {
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_REF_TR_INS, &s, err);
+  if (!rc)
+    rc = bind_i64(st, s, 1, ref, err);
+  if (!rc)
+    rc = bind_i64(st, s, 2, at, err);
+  if (!rc)
+    rc = bind_text(st, s, 3, from, err);
+  if (!rc)
+    rc = bind_text(st, s, 4, to, err);
+  if (!rc)
+    rc = bind_text(st, s, 5, actor, err);
+  if (!rc)
+    rc = bind_text(st, s, 6, detail, err);
+  return rc ? rc : exec_done(st, s, "store.referral", err);
+}
+
+int store_referral_upsert(store *st, const store_referral *r, int64_t now_ms,
+                          hvg_err *err) {
+  if (!st || !r)
+    return hvg_err_set(err, HVG_EINVAL, "store.referral", "NULL argument");
+  int rc = need(r->program, "referral.program", STORE_KEY_MAX, err);
+  if (!rc)
+    rc = need(r->referral_id, "referral.referral_id", STORE_KEY_MAX, err);
+  if (rc)
+    return rc;
+  rc = tx_begin(st, err);
+  if (rc)
+    return rc;
+  int64_t id = 0;
+  rc = ref_key(st, r->program, r->referral_id, &id, NULL, err);
+  sqlite3_stmt *s;
+  if (rc == HVG_ENOTFOUND) {
+    rc = need(r->status, "referral.status", STORE_KEY_MAX, err);
+    if (!rc)
+      rc = stmt(st, Q_REF_INS, &s, err);
+    if (!rc)
+      rc = bind_text(st, s, 1, r->program, err);
+    if (!rc)
+      rc = bind_text(st, s, 2, r->referral_id, err);
+    if (!rc)
+      rc = bind_text(st, s, 3, r->partner, err);
+    if (!rc)
+      rc = bind_text(st, s, 4, r->status, err);
+    if (!rc)
+      rc = bind_text(st, s, 5, r->task_id, err);
+    if (!rc)
+      rc = bind_textn(st, s, 6, r->data, r->data_len, err);
+    if (!rc)
+      rc = bind_i64(st, s, 7, now_ms, err);
+    if (!rc)
+      rc = exec_done(st, s, "store.referral", err);
+    if (!rc)
+      rc = transition_insert(st, (int64_t)sqlite3_last_insert_rowid(st->db),
+                             now_ms, NULL, r->status, "store", "created",
+                             err);
+  } else if (!rc) {
+    rc = stmt(st, Q_REF_UPD, &s, err);
+    if (!rc)
+      rc = bind_i64(st, s, 1, id, err);
+    if (!rc)
+      rc = bind_text(st, s, 2, r->partner, err);
+    if (!rc)
+      rc = bind_text(st, s, 3, r->task_id, err);
+    if (!rc)
+      rc = bind_textn(st, s, 4, r->data, r->data_len, err);
+    if (!rc)
+      rc = bind_i64(st, s, 5, now_ms, err);
+    if (!rc)
+      rc = exec_done(st, s, "store.referral", err);
+  }
+  return tx_end(st, rc, err);
+}
+
+int store_referral_transition_add(store *st, const char *program,
+                                  const char *referral_id,
+                                  const char *from_status,
+                                  const char *to_status, const char *actor,
+                                  const char *detail, int64_t at_ms,
+                                  hvg_err *err) {
+  if (!st)
+    return hvg_err_set(err, HVG_EINVAL, "store.referral", "NULL argument");
+  int rc = need(program, "referral.program", STORE_KEY_MAX, err);
+  if (!rc)
+    rc = need(referral_id, "referral.referral_id", STORE_KEY_MAX, err);
+  if (!rc)
+    rc = need(to_status, "referral.to_status", STORE_KEY_MAX, err);
+  if (!rc)
+    rc = need(actor, "referral.actor", STORE_KEY_MAX, err);
+  if (rc)
+    return rc;
+  rc = tx_begin(st, err);
+  if (rc)
+    return rc;
+  int64_t id = 0;
+  char *cur = NULL;
+  rc = ref_key(st, program, referral_id, &id, &cur, err);
+  if (rc == HVG_ENOTFOUND)
+    rc = hvg_err_set(err, HVG_ENOTFOUND, "store.referral",
+                     "no such referral");
+  if (!rc && from_status && strcmp(cur, from_status) != 0)
+    rc = hvg_err_set(err, HVG_ESTATE, "store.referral",
+                     "referral status is \"%.40s\", not \"%.40s\"", cur,
+                     from_status);
+  if (!rc)
+    rc = transition_insert(st, id, at_ms, cur, to_status, actor, detail, err);
+  if (!rc) {
+    sqlite3_stmt *s;
+    rc = stmt(st, Q_REF_STATUS, &s, err);
+    if (!rc)
+      rc = bind_i64(st, s, 1, id, err);
+    if (!rc)
+      rc = bind_text(st, s, 2, to_status, err);
+    if (!rc)
+      rc = bind_i64(st, s, 3, at_ms, err);
+    if (!rc)
+      rc = exec_done(st, s, "store.referral", err);
+  }
+  free(cur);
+  return tx_end(st, rc, err);
+}
+
+void store_referral_release(store_referral *r) {
+  if (!r)
+    return;
+  free(r->mem_);
+  memset(r, 0, sizeof *r);
+}
+
+int store_referral_get(store *st, const char *program, const char *referral_id,
+                       store_referral *out, hvg_err *err) {
+  if (!st || !program || !referral_id || !out)
+    return hvg_err_set(err, HVG_EINVAL, "store.referral", "NULL argument");
+  memset(out, 0, sizeof *out);
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_REF_GET, &s, err);
+  if (!rc)
+    rc = bind_text(st, s, 1, program, err);
+  if (!rc)
+    rc = bind_text(st, s, 2, referral_id, err);
+  if (rc)
+    return rc;
+  rc = step(st, s, "store.referral", err);
+  if (rc < 0)
+    return rc;
+  if (rc == SQLITE_DONE) {
+    done(s);
+    return hvg_err_set(err, HVG_ENOTFOUND, "store.referral",
+                       "no such referral");
+  }
+  static const int cols[] = {0, 1, 2, 3, 4, 5};
+  const char **dst[] = {&out->program, &out->referral_id, &out->partner,
+                        &out->status,  &out->task_id,     &out->data};
+  size_t lens[6];
+  out->mem_ = copy_cols(s, cols, 6, dst, lens);
+  out->data_len = lens[5];
+  out->created_at_ms = col_i64(s, 6);
+  out->updated_at_ms = col_i64(s, 7);
+  done(s);
+  if (!out->mem_) {
+    memset(out, 0, sizeof *out);
+    return hvg_err_set(err, HVG_ENOMEM, "store.referral", NULL);
+  }
+  return 0;
+}
+
+/* ---- partner cursors ------------------------------------------------------ */
+
+int store_cursor_get(store *st, const char *partner, hvg_buf *out,
+                     hvg_err *err) {
+  if (!st || !partner || !out)
+    return hvg_err_set(err, HVG_EINVAL, "store.cursor", "NULL argument");
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_CUR_GET, &s, err);
+  if (!rc)
+    rc = bind_text(st, s, 1, partner, err);
+  if (rc)
+    return rc;
+  rc = step(st, s, "store.cursor", err);
+  if (rc < 0)
+    return rc;
+  if (rc == SQLITE_DONE) {
+    done(s);
+    return hvg_err_set(err, HVG_ENOTFOUND, "store.cursor",
+                       "no cursor for this partner");
+  }
+  const unsigned char *t = sqlite3_column_text(s, 0);
+  size_t len = (size_t)sqlite3_column_bytes(s, 0);
+  rc = t ? hvg_buf_add(out, t, len) : HVG_ENOMEM;
+  done(s);
+  return rc ? hvg_err_set(err, rc, "store.cursor", NULL) : 0;
+}
+
+int store_cursor_set(store *st, const char *partner, const char *value,
+                     int64_t now_ms, hvg_err *err) {
+  if (!st || !value)
+    return hvg_err_set(err, HVG_EINVAL, "store.cursor", "NULL argument");
+  int rc = need(partner, "cursor.partner", STORE_PARTNER_MAX, err);
+  if (rc)
+    return rc;
+  rc = tx_begin(st, err);
+  if (rc)
+    return rc;
+  sqlite3_stmt *s;
+  rc = stmt(st, Q_CUR_SET, &s, err);
+  if (!rc)
+    rc = bind_text(st, s, 1, partner, err);
+  if (!rc)
+    rc = bind_text(st, s, 2, value, err);
+  if (!rc)
+    rc = bind_i64(st, s, 3, now_ms, err);
+  if (!rc)
+    rc = exec_done(st, s, "store.cursor", err);
+  return tx_end(st, rc, err);
+}
+
+/* ---- consents ---------------------------------------------------------- */
+
+int store_consent_put(store *st, const store_consent *c, size_t n,
+                      int64_t now_ms, hvg_err *err) {
+  if (!st || (!c && n))
+    return hvg_err_set(err, HVG_EINVAL, "store.consent", "NULL argument");
+  for (size_t i = 0; i < n; i++) {
+    int rc = need(c[i].program, "consent.program", STORE_KEY_MAX, err);
+    if (!rc)
+      rc = need(c[i].consent_id, "consent.consent_id", STORE_KEY_MAX, err);
+    if (!rc)
+      rc = need(c[i].organization_id, "consent.organization_id",
+                STORE_KEY_MAX, err);
+    if (!rc)
+      rc = need(c[i].granted, "consent.granted", 32, err);
+    if (rc)
+      return rc;
+  }
+  int rc = tx_begin(st, err);
+  for (size_t i = 0; i < n && !rc; i++) {
+    sqlite3_stmt *s;
+    rc = stmt(st, Q_CONS_PUT, &s, err);
+    const char *v[9] = {c[i].program,         c[i].consent_id,
+                        c[i].family_id,       c[i].caregiver_id,
+                        c[i].organization_id, c[i].scope,
+                        c[i].granted,         c[i].expires,
+                        c[i].revoked};
+    for (int k = 0; k < 9 && !rc; k++)
+      rc = bind_text(st, s, k + 1, v[k], err);
+    if (!rc)
+      rc = bind_i64(st, s, 10, now_ms, err);
+    if (!rc)
+      rc = exec_done(st, s, "store.consent", err);
+  }
+  return tx_end(st, rc, err);
+}
+
+int store_consent_find(store *st, const char *program, const char *family_id,
+                       const char *caregiver_id, const char *const *orgs,
+                       size_t n_orgs, const char *scope, const char *today,
+                       char *id, size_t cap, hvg_err *err) {
+  if (!st || !program || !scope || !today || (!orgs && n_orgs) || !id || !cap)
+    return hvg_err_set(err, HVG_EINVAL, "store.consent", "NULL argument");
+  id[0] = '\0';
+  if (family_id && !*family_id)
+    family_id = NULL;
+  if (caregiver_id && !*caregiver_id)
+    caregiver_id = NULL;
+  if (!family_id && !caregiver_id)
+    return 0;
+  for (size_t i = 0; i < n_orgs; i++) {
+    sqlite3_stmt *s;
+    int rc = stmt(st, Q_CONS_FIND, &s, err);
+    const char *v[6] = {program, family_id, caregiver_id, scope, today,
+                        orgs[i]};
+    for (int k = 0; k < 6 && !rc; k++)
+      rc = bind_text(st, s, k + 1, v[k], err);
+    if (rc)
+      return rc;
+    rc = step(st, s, "store.consent", err);
+    if (rc < 0)
+      return rc;
+    if (rc == SQLITE_ROW) {
+      const char *t = (const char *)sqlite3_column_text(s, 0);
+      snprintf(id, cap, "%s", t ? t : "");
+      done(s);
+      return 1;
+    }
+    done(s);
+  }
+  return 0;
+}
