@@ -171,13 +171,23 @@ int hvg_cli_serve(int argc, char **argv) {
     code = HVG_EXIT_SOFTWARE;
     goto out;
   }
+  hvg_partner_hold *holds = calloc(cfg->n_partners ? cfg->n_partners : 1,
+                                   sizeof *holds);
+  if (!holds) {
+    free(ws);
+    code = HVG_EXIT_SOFTWARE;
+    goto out;
+  }
   size_t k = 0;
-  for (size_t i = 0; i < cfg->n_partners; i++)
-    for (long j = 0; j < cfg->partners[i].workers; j++, k++) {
+  for (size_t i = 0; i < cfg->n_partners; i++) {
+    hvg_partner_hold_init(&holds[i]);
+    for (long j = 0; j < cfg->partners[i].workers && code == HVG_EXIT_OK;
+         j++, k++) {
       serve_worker *w = &ws[k];
       w->p = &cfg->partners[i];
       w->stop = &stop;
-      if (hvg_deliver_init(&w->d, w->p, cfg->store_path, &so, stderr, &err)) {
+      if (hvg_deliver_init(&w->d, w->p, cfg->store_path, &so, &holds[i],
+                           stderr, &err)) {
         fprintf(stderr, "hvgate: partner %s: %s\n", w->p->id, err.msg);
         code = err.code == HVG_ECONFIG || err.code == HVG_ENOINPUT
                    ? HVG_EXIT_CONFIG
@@ -190,6 +200,7 @@ int hvg_cli_serve(int argc, char **argv) {
       }
       w->started = 1;
     }
+  }
   if (code == HVG_EXIT_OK)
     fprintf(stderr,
             "{\"level\":\"info\",\"event\":\"started\",\"partners\":%zu,"
@@ -228,6 +239,7 @@ int hvg_cli_serve(int argc, char **argv) {
           "\"retried\":%lu,\"dead_letters\":%lu,\"auth_failures\":%lu}\n",
           tot.delivered, tot.retried, tot.dead, tot.auth_failures);
   free(ws);
+  free(holds);
 out:
   store_close(st);
   hvg_config_free(cfg);

@@ -1,19 +1,27 @@
 #include "hvg_deliver.h"
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define HVG__MAX_ENTRIES 64 /* entries of one gateway Bundle */
 
+void hvg_partner_hold_init(hvg_partner_hold *h) {
+  atomic_init(&h->until_ms, 0);
+  atomic_init(&h->hold_ms, HVG_DELIVER_HOLD_MS);
+  atomic_init(&h->reported, 0);
+}
+
 int hvg_deliver_init(hvg_deliverer *d, const hvg_partner *p,
-                     const char *store_path, const store_opts *so, FILE *log,
-                     hvg_err *err) {
+                     const char *store_path, const store_opts *so,
+                     hvg_partner_hold *hold, FILE *log, hvg_err *err) {
   memset(d, 0, sizeof *d);
   d->p = p;
   d->log = log;
-  d->hold_ms = HVG_DELIVER_HOLD_MS;
+  hvg_partner_hold_init(&d->own);
+  d->hold = hold ? hold : &d->own;
   d->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)d;
   int rc = store_open(&d->st, store_path, so, err);
   if (rc)
@@ -301,17 +309,30 @@ static void hvg__hint(const hvg_http_resp *r, char *hint, size_t cap) {
   cJSON_Delete(o);
 }
 
-/* Holds the partner after an auth failure: reported once per incident. */
+/* Holds the partner after an auth failure: reported once per incident by
+ * whichever worker sees it first. */
 static void hvg__hold(hvg_deliverer *d, const store_item *it, long status,
                       const char *why, int64_t now) {
+  hvg_partner_hold *h = d->hold;
   d->n.auth_failures++;
-  d->held_until_ms = now + d->hold_ms;
-  if (!d->held_reported)
+  int64_t len = atomic_load(&h->hold_ms);
+  int64_t until = now + len, cur = atomic_load(&h->until_ms);
+  if (until > cur && atomic_compare_exchange_strong(&h->until_ms, &cur, until))
+    atomic_store(&h->hold_ms, len * 2 > HVG_DELIVER_BACKOFF_MAX_MS
+                                  ? HVG_DELIVER_BACKOFF_MAX_MS
+                                  : len * 2);
+  if (atomic_exchange(&h->reported, 1) == 0)
     hvg__log(d, "error", "partner_auth_failed", it, status, why, -1);
-  d->held_reported = 1;
-  d->hold_ms = d->hold_ms * 2 > HVG_DELIVER_BACKOFF_MAX_MS
-                   ? HVG_DELIVER_BACKOFF_MAX_MS
-                   : d->hold_ms * 2;
+}
+
+/* A success ends an auth incident. */
+static void hvg__unhold(hvg_deliverer *d) {
+  hvg_partner_hold *h = d->hold;
+  if (atomic_load(&h->reported)) {
+    atomic_store(&h->reported, 0);
+    atomic_store(&h->hold_ms, HVG_DELIVER_HOLD_MS);
+    hvg__log(d, "info", "partner_auth_recovered", NULL, 0, NULL, -1);
+  }
 }
 
 /* Delivers one item. Returns 0, or a store error. */
@@ -352,8 +373,8 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, int64_t now,
                          &herr);
     if (rc == HVG_ESECURITY) {
       hvg__hold(d, it, 0, herr.msg, now);
-      rc = store_retry(d->st, it, d->held_until_ms, "partner auth failed",
-                       now, err);
+      rc = store_retry(d->st, it, atomic_load(&d->hold->until_ms),
+                       "partner auth failed", now, err);
       goto out;
     }
     if (rc) {
@@ -376,15 +397,14 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, int64_t now,
   double ms = (double)(t1.tv_sec - t0.tv_sec) * 1000 +
               (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
   if (status >= 200 && status < 300) {
-    d->held_reported = 0;
-    d->hold_ms = HVG_DELIVER_HOLD_MS;
+    hvg__unhold(d);
     hvg__settle_ok(d, it, ents, n_ents, &r, now, ms, err);
     rc = 0;
   } else if (status == 401 || status == 403) {
     hvg__hold(d, it, status, "the partner refused the gateway's credentials",
               now);
-    rc = store_retry(d->st, it, d->held_until_ms, "partner auth failed", now,
-                     err);
+    rc = store_retry(d->st, it, atomic_load(&d->hold->until_ms),
+                     "partner auth failed", now, err);
   } else if (status == 0 || status == 408 || status == 429 || status >= 500) {
     char why[300];
     if (status)
@@ -415,16 +435,17 @@ int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
   if (idle_ms)
     *idle_ms = 0;
   d->n.rounds++;
-  if (now_ms < d->held_until_ms) {
+  int64_t held = atomic_load(&d->hold->until_ms);
+  if (now_ms < held) {
     if (idle_ms)
-      *idle_ms = (int)(d->held_until_ms - now_ms > 1000
-                           ? 1000
-                           : d->held_until_ms - now_ms);
+      *idle_ms = (int)(held - now_ms > 1000 ? 1000 : held - now_ms);
     return 0;
   }
   store_item items[HVG_DELIVER_BATCH];
   size_t n = 0;
-  int rc = store_claim(d->st, d->p->id, d->held_reported ? 1 : HVG_DELIVER_BATCH,
+  /* while an auth incident is open, probe with one item, not a batch */
+  int rc = store_claim(d->st, d->p->id,
+                       atomic_load(&d->hold->reported) ? 1 : HVG_DELIVER_BATCH,
                        now_ms, HVG_DELIVER_LEASE_MS, items, &n, err);
   if (rc)
     return rc;
@@ -435,9 +456,10 @@ int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
   }
   size_t done = 0;
   for (size_t i = 0; i < n && !rc; i++) {
-    if (now_ms < d->held_until_ms) { /* held mid-round: give the rest back */
-      rc = store_retry(d->st, &items[i], d->held_until_ms,
-                       "partner auth failed", now_ms, err);
+    held = atomic_load(&d->hold->until_ms);
+    if (now_ms < held) { /* held mid-round: give the rest back */
+      rc = store_retry(d->st, &items[i], held, "partner auth failed", now_ms,
+                       err);
       continue;
     }
     rc = hvg__one(d, &items[i], store_now_ms(), err);

@@ -24,6 +24,7 @@
 #include "hvg_http.h"
 #include "store.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -38,25 +39,36 @@ typedef struct hvg_deliver_counts {
   double latency_sum_s; /* of successful deliveries */
 } hvg_deliver_counts;
 
+/* What the workers of one partner share: an auth failure holds the partner
+ * for all of them and is reported once per incident, not once per worker. */
+typedef struct hvg_partner_hold {
+  _Atomic int64_t until_ms; /* held until */
+  _Atomic int64_t hold_ms;  /* current hold length (doubles, capped) */
+  atomic_int reported;      /* this incident was logged */
+} hvg_partner_hold;
+
+/* An idle hold (not held, first pause HVG_DELIVER_HOLD_MS). */
+void hvg_partner_hold_init(hvg_partner_hold *h);
+
 typedef struct hvg_deliverer {
   const hvg_partner *p;
   store *st;
   hvg_http *http;
   hvg_auth auth;
   FILE *log; /* JSON lines; NULL: none */
-  int64_t held_until_ms; /* partner held after an auth failure */
-  int64_t hold_ms;       /* current hold length (doubles, capped) */
-  int held_reported;
+  hvg_partner_hold own;   /* used when no shared hold is given */
+  hvg_partner_hold *hold; /* the partner's, shared by its workers */
   uint64_t rng;
   hvg_deliver_counts n;
 } hvg_deliverer;
 
-/* Prepares a deliverer for partner p over the store at store_path. Returns 0
- * or the error of the store, the HTTP client or the credentials (err set);
- * on error d is left freeable with hvg_deliver_free. */
+/* Prepares a deliverer for partner p over the store at store_path; `hold`
+ * (may be NULL) is shared with the partner's other workers and must outlive
+ * d. Returns 0 or the error of the store, the HTTP client or the credentials
+ * (err set); on error d is left freeable with hvg_deliver_free. */
 int hvg_deliver_init(hvg_deliverer *d, const hvg_partner *p,
-                     const char *store_path, const store_opts *so, FILE *log,
-                     hvg_err *err);
+                     const char *store_path, const store_opts *so,
+                     hvg_partner_hold *hold, FILE *log, hvg_err *err);
 void hvg_deliver_free(hvg_deliverer *d);
 
 /* One round at now_ms: claim and deliver what is due. Returns how many items

@@ -48,6 +48,11 @@ typedef struct store_opts {
   /* How long to wait for a lock held by another connection before failing
    * with HVG_EIO; <= 0 means 5000 ms. */
   int busy_timeout_ms;
+  /* 0 (default): a file store copies its write-ahead log back into the
+   * database (a checkpoint, with its fsyncs) in a background thread of the
+   * handle, so commits do not wait for it. 1: checkpoint inside the commit
+   * that fills the log (SQLite's default; no thread). */
+  int inline_checkpoint;
 } store_opts;
 
 /* Open (creating if needed) the store at `path`: a file path, or ":memory:"

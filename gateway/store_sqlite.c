@@ -16,6 +16,7 @@
 #include "store.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include <stdio.h>
@@ -283,11 +284,30 @@ static const char *const QUERY_SQL[Q__COUNT] = {
 #undef STORE__Q_SQL
 };
 
+/* WAL checkpoints. SQLite's default runs a checkpoint (copy the WAL back
+ * into the database file, with its fsyncs) inside the commit that pushed the
+ * WAL past 1000 pages - about a third of the intake time. A file store
+ * instead hands that to a thread of its own with a second connection
+ * (PASSIVE checkpoints never block the writer); should the thread fall far
+ * behind, the writer checkpoints itself again. */
+#define CKPT_SOFT_PAGES 1000
+#define CKPT_HARD_PAGES 65536
+
+typedef struct ckpt {
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stop;
+  int wanted;
+  sqlite3 *db; /* the thread's own connection */
+} ckpt;
+
 struct store {
   sqlite3 *db;
   sqlite3_stmt *q[Q__COUNT];
   int busy_timeout_ms;
   int iterators; /* open audit iterators */
+  ckpt *ck;      /* NULL: checkpoints inline (":memory:", inline_checkpoint) */
 };
 
 struct store_audit_iter {
@@ -577,6 +597,105 @@ static int pragma_text(store *st, const char *sql, char *buf, size_t cap,
   return 0;
 }
 
+static void *ckpt_main(void *arg) {
+  ckpt *c = arg;
+  pthread_mutex_lock(&c->mu);
+  for (;;) {
+    while (!c->stop && !c->wanted)
+      pthread_cond_wait(&c->cv, &c->mu);
+    if (c->stop)
+      break;
+    c->wanted = 0;
+    pthread_mutex_unlock(&c->mu);
+    /* failures (busy, I/O) only leave the WAL longer; the next commit asks
+     * again and the writer takes over past CKPT_HARD_PAGES */
+    (void)sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                    NULL, NULL);
+    pthread_mutex_lock(&c->mu);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return NULL;
+}
+
+/* Called by SQLite after each commit with the WAL's size in pages. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
+  ckpt *c = arg;
+  if (pages >= CKPT_HARD_PAGES) {
+    (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL,
+                                    NULL);
+  } else if (pages >= CKPT_SOFT_PAGES) {
+    pthread_mutex_lock(&c->mu);
+    c->wanted = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+  }
+  return SQLITE_OK;
+}
+
+static void ckpt_stop(store *st) {
+  ckpt *c = st->ck;
+  if (!c)
+    return;
+  sqlite3_wal_hook(st->db, NULL, NULL);
+  pthread_mutex_lock(&c->mu);
+  c->stop = 1;
+  pthread_cond_signal(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  pthread_join(c->th, NULL);
+  pthread_cond_destroy(&c->cv);
+  pthread_mutex_destroy(&c->mu);
+  sqlite3_close_v2(c->db);
+  free(c);
+  st->ck = NULL;
+}
+
+static int ckpt_start(store *st, const char *path, int full_sync,
+                      hvg_err *err) {
+  ckpt *c = calloc(1, sizeof *c);
+  if (!c)
+    return hvg_err_set(err, HVG_ENOMEM, "store.checkpoint", NULL);
+  int rc = sqlite3_open_v2(path, &c->db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_busy_timeout(c->db, st->busy_timeout_ms);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(c->db,
+                      full_sync ? "PRAGMA synchronous=FULL"
+                                : "PRAGMA synchronous=NORMAL",
+                      NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    rc = hvg_err_set(err, rc == SQLITE_NOMEM ? HVG_ENOMEM : HVG_EIO,
+                     "store.checkpoint", "cannot open the checkpoint "
+                     "connection: %s",
+                     c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+    sqlite3_close_v2(c->db);
+    free(c);
+    return rc;
+  }
+  if (pthread_mutex_init(&c->mu, NULL) != 0) {
+    sqlite3_close_v2(c->db);
+    free(c);
+    return hvg_err_set(err, HVG_ENOMEM, "store.checkpoint", NULL);
+  }
+  if (pthread_cond_init(&c->cv, NULL) != 0) {
+    pthread_mutex_destroy(&c->mu);
+    sqlite3_close_v2(c->db);
+    free(c);
+    return hvg_err_set(err, HVG_ENOMEM, "store.checkpoint", NULL);
+  }
+  if (pthread_create(&c->th, NULL, ckpt_main, c) != 0) {
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    sqlite3_close_v2(c->db);
+    free(c);
+    return hvg_err_set(err, HVG_ENOMEM, "store.checkpoint",
+                       "cannot start the checkpoint thread");
+  }
+  st->ck = c;
+  sqlite3_wal_hook(st->db, wal_hook, c); /* replaces auto-checkpoint */
+  return 0;
+}
+
 int store_open(store **out, const char *path, const store_opts *opts,
                hvg_err *err) {
   if (!out || !path || !*path)
@@ -650,6 +769,8 @@ int store_open(store **out, const char *path, const store_opts *opts,
     goto fail;
   }
   rc = migrate(st, err);
+  if (!rc && !memory && !(opts && opts->inline_checkpoint))
+    rc = ckpt_start(st, path, opts && opts->full_sync, err);
   if (rc)
     goto fail;
   *out = st;
@@ -662,6 +783,7 @@ fail:
 void store_close(store *st) {
   if (!st)
     return;
+  ckpt_stop(st);
   for (int i = 0; i < Q__COUNT; i++)
     sqlite3_finalize(st->q[i]);
   sqlite3_close_v2(st->db);

@@ -8,3 +8,10 @@ add_test(NAME integration.cli
 add_test(NAME integration.readers
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/readers.sh $<TARGET_FILE:hvgate>
           ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/readers)
+# Delivery end to end against the FHIR test peer (tests/peer): exactly once,
+# idempotent re-ingest, updates, faults and outages, SMART auth, consent.
+add_test(NAME integration.deliver
+  COMMAND node ${CMAKE_CURRENT_LIST_DIR}/deliver.js $<TARGET_FILE:hvgate>
+          ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/deliver)
+set_tests_properties(integration.deliver PROPERTIES FIXTURES_REQUIRED peer_npm
+                     TIMEOUT 600)

@@ -1,0 +1,261 @@
+#!/usr/bin/env node
+// End to end delivery against a real FHIR server (tests/peer/server.js,
+// Medplum's FHIR router) on loopback, with the real hvgate binary:
+//  1. ingest the sample export, serve until the queue is empty: every queued
+//     record is on the server exactly once (search by identifier);
+//  2. ingesting the same export again queues nothing and sends nothing;
+//  3. a changed record is sent as an update of the same resources;
+//  4. the server answers 503 with Retry-After, is down for a while, and
+//     restarts: everything is delivered after recovery, nothing twice;
+//  5. SMART Backend Services: the right key gets tokens and deliveries; a
+//     wrong key gets 401, the partner is held and reported once, nothing is
+//     lost, and everything goes once the key is fixed; an expired token is
+//     refreshed once;
+//  6. records about families without consent are not sent, and are reported.
+// usage: deliver.js HVGATE SOURCE_DIR WORK_DIR
+'use strict';
+const { spawn, spawnSync } = require('child_process');
+const fs = require('fs');
+const http = require('http');
+const path = require('path');
+
+const [hvgate, src, work] = process.argv.slice(2).map((a) => path.resolve(a));
+const peerJs = path.join(src, 'tests/peer/server.js');
+const sample = path.join(src, 'tests/data/program-export');
+const base = 'https://sunrise-hv.example.org/fhir/id/';
+let failures = 0;
+const check = (ok, what, extra) => {
+  if (!ok) {
+    failures++;
+    console.log(`FAIL: ${what}${extra ? `\n${extra}` : ''}`);
+  } else {
+    console.log(`ok: ${what}`);
+  }
+};
+
+fs.rmSync(work, { recursive: true, force: true });
+fs.mkdirSync(work, { recursive: true });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- the peer ----------------------------------------------------------
+async function startPeer(args, port = 0) {
+  const ready = path.join(work, `peer-ready-${Date.now()}`);
+  const log = fs.openSync(path.join(work, 'peer.log'), 'a');
+  const p = spawn('node', [peerJs, '--port', String(port), '--ready-file', ready, '--quiet', ...args],
+    { stdio: ['ignore', log, log] });
+  for (let i = 0; i < 200 && !fs.existsSync(ready); i++) await sleep(50);
+  const got = Number(fs.readFileSync(ready, 'utf8').trim());
+  return { proc: p, port: got };
+}
+async function stopPeer(peer) {
+  if (peer.proc.exitCode !== null) return;
+  peer.proc.kill('SIGTERM');
+  await new Promise((r) => peer.proc.once('exit', r));
+}
+function req(port, method, p, body) {
+  return new Promise((resolve, reject) => {
+    const data = body ? JSON.stringify(body) : null;
+    const r = http.request({ host: '127.0.0.1', port, method, path: p,
+      headers: data ? { 'content-type': 'application/json' } : {} }, (res) => {
+      let s = '';
+      res.on('data', (c) => { s += c; });
+      res.on('end', () => resolve({ status: res.statusCode, body: s ? JSON.parse(s) : null }));
+    });
+    r.on('error', reject);
+    if (data) r.write(data);
+    r.end();
+  });
+}
+const stats = async (peer) => (await req(peer.port, 'GET', '/_peer/stats')).body;
+async function search(peer, type, system, value, token) {
+  const q = `/fhir/R4/${type}?identifier=${encodeURIComponent(`${system}|${value}`)}`;
+  const r = await new Promise((resolve, reject) => {
+    const h = http.request({ host: '127.0.0.1', port: peer.port, path: q,
+      headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+      let s = '';
+      res.on('data', (c) => { s += c; });
+      res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(s) }));
+    });
+    h.on('error', reject);
+    h.end();
+  });
+  return r.body.entry ? r.body.entry.map((e) => e.resource) : [];
+}
+
+// ---- hvgate ------------------------------------------------------------
+function config(name, port, partnerAuth, extra = {}) {
+  const c = JSON.parse(fs.readFileSync(path.join(src, 'conf/hvgate.json'), 'utf8'));
+  c.store = { sqlite: path.join(work, `${name}.db`) };
+  c.programs[0].mapping = path.join(src, 'conf/mappings/program-export.json');
+  for (const p of c.partners) {
+    p.base_url = `http://127.0.0.1:${port}/fhir/R4`;
+    p.auth = partnerAuth;
+    Object.assign(p, extra);
+  }
+  const file = path.join(work, `${name}.json`);
+  fs.writeFileSync(file, JSON.stringify(c, null, 2));
+  return file;
+}
+function run(args) {
+  const r = spawnSync(hvgate, args, { encoding: 'utf8', maxBuffer: 256 << 20 });
+  return { rc: r.status, out: r.stdout, err: r.stderr };
+}
+function serveAsync(cfg, extra = []) {
+  const p = spawn(hvgate, ['serve', '-c', cfg, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (c) => { err += c; });
+  const done = new Promise((r) => p.once('exit', (code, sig) => r({ rc: code, sig, err })));
+  return { proc: p, done, log: () => err };
+}
+const events = (log, ev) => log.split('\n').filter((l) => l.startsWith('{'))
+  .map((l) => JSON.parse(l)).filter((e) => e.event === ev);
+const ingest = (cfg, files) => run(['ingest', '-c', cfg, '--today', '2026-11-23', ...files]);
+const sampleFiles = ['screenings.csv', 'referrals.csv', 'consents.csv'].map((f) => path.join(sample, f));
+
+// Resource type and identifier systems of a delivered record's main resources.
+const mainResources = (type) => ({
+  screening: [['Observation', `${base}screening`]],
+  referral: [['ServiceRequest', `${base}referral`], ['Task', `${base}referral-task`]],
+  consent: [['Consent', `${base}consent`]],
+}[type]);
+
+async function exactlyOnce(peer, delivered, token) {
+  let bad = 0;
+  for (const d of delivered)
+    for (const [type, system] of mainResources(d.record_type)) {
+      const found = await search(peer, type, system, d.record_id, token);
+      if (found.length !== 1) {
+        bad++;
+        if (bad < 5) console.log(`  ${type} ${d.record_id}: ${found.length} on the server`);
+      }
+    }
+  return bad;
+}
+
+(async () => {
+  // ---- 1-3: delivery, idempotent re-ingest, update ---------------------
+  let peer = await startPeer(['--auth', 'none']);
+  const cfg = config('e2e', peer.port, { type: 'none' });
+  let r = ingest(cfg, sampleFiles);
+  check(r.rc === 65, 'ingest: exit 65 (8 sample rows rejected, the rest stored)', r.err.slice(-500));
+  const queued = Number((r.err.match(/(\d+) deliveries queued/) || [])[1]);
+  check(queued > 50, `ingest: ${queued} deliveries queued`, r.err.slice(-300));
+  check(/not sent to county-ei: no active consent/.test(r.err), 'consent: a referral without consent is reported, not sent');
+  check(/sensitive result: the partner is not cleared/.test(r.err), 'sensitivity: a withheld sensitive result is reported');
+  r = run(['serve', '-c', cfg, '--drain', '--timeout', '120']);
+  check(r.rc === 0, 'serve --drain: exit 0', r.err.slice(-800));
+  const delivered = events(r.err, 'delivered');
+  check(delivered.length === queued, `serve: ${delivered.length} of ${queued} delivered`);
+  check(!/Sof[ií]a|Lopez|555-\d{3}-\d{4}|2024-02-19/.test(r.err), 'logs carry no names, phones or birth dates');
+  const bad = await exactlyOnce(peer, delivered);
+  check(delivered.length > 0 && bad === 0, `every delivered record is on the server exactly once (${bad} not)`);
+  let s = await stats(peer);
+  const tx1 = s.transactions.committed;
+  check(tx1 === queued, `peer: ${tx1} transactions for ${queued} records`);
+  const withheld = (await search(peer, 'ServiceRequest', `${base}referral`, 'R0000014')).length;
+  check(withheld === 0, 'consent: the referral of a family without consent is not on the server');
+
+  r = ingest(cfg, sampleFiles);
+  check(/0 new, 0 changed, 410 unchanged/.test(r.err) && /0 deliveries queued/.test(r.err),
+    'ingest again: nothing new, nothing queued', r.err.slice(-300));
+  r = run(['serve', '-c', cfg, '--drain', '--timeout', '30']);
+  s = await stats(peer);
+  check(r.rc === 0 && s.transactions.committed === tx1, 'serve again: nothing sent');
+
+  // a changed screening: S0000002 (PHQ-9) total 21 -> 22
+  const changed = path.join(work, 'screenings.csv');
+  const text = fs.readFileSync(path.join(sample, 'screenings.csv'), 'utf8')
+    .replace(/^(S0000002,.*?,PHQ-9,caregiver,)21,/m, '$122,');
+  fs.writeFileSync(changed, text);
+  const before = await search(peer, 'Observation', `${base}screening`, 'S0000002');
+  r = ingest(cfg, [changed]);
+  check(/1 changed/.test(r.err) && /1 deliveries queued/.test(r.err), 'ingest a changed record: 1 changed, 1 queued', r.err.slice(-300));
+  r = run(['serve', '-c', cfg, '--drain', '--timeout', '30']);
+  const after = await search(peer, 'Observation', `${base}screening`, 'S0000002');
+  check(r.rc === 0 && before.length === 1 && after.length === 1 && after[0].id === before[0].id,
+    'the change updates the same Observation (same id, still one)');
+  check(after.length === 1 && after[0].valueInteger === 22,
+    'the Observation has the new score', JSON.stringify(after[0] && after[0].valueInteger));
+  check(after.length === 1 && after[0].meta && after[0].meta.versionId !== before[0].meta.versionId,
+    'the Observation has a new version');
+  await stopPeer(peer);
+
+  // ---- 4: 503 with Retry-After, the server down, then restarted ---------
+  const state = path.join(work, 'peer-state.json');
+  peer = await startPeer(['--auth', 'none', '--state-file', state]);
+  const cfg2 = config('faults', peer.port, { type: 'none' });
+  r = ingest(cfg2, sampleFiles);
+  const q2 = Number((r.err.match(/(\d+) deliveries queued/) || [])[1]);
+  await req(peer.port, 'POST', '/_peer/fault', { status: 503, count: 3, retry_after: 1 });
+  let sv = serveAsync(cfg2, ['--drain', '--timeout', '120']);
+  // let some go, then take the server away for a while and bring it back
+  for (let i = 0; i < 100; i++) {
+    await sleep(20);
+    if (events(sv.log(), 'delivered').length > 10) break;
+  }
+  const port = peer.port;
+  await stopPeer(peer);
+  await sleep(2500);
+  peer = await startPeer(['--auth', 'none', '--state-file', state], port);
+  let res = await sv.done;
+  check(res.rc === 0, 'serve drains after 503s and an outage', res.err.slice(-600));
+  check(events(res.err, 'retry').length >= 3, `retries logged (${events(res.err, 'retry').length})`);
+  check(events(res.err, 'retry').some((e) => e.http_status === 503), 'a 503 was retried');
+  const d2 = events(res.err, 'delivered');
+  check(d2.length === q2, `all ${q2} delivered after recovery (${d2.length})`);
+  const bad2 = await exactlyOnce(peer, d2);
+  check(d2.length > 0 && bad2 === 0, `after the outage each record is on the server once (${bad2} not)`);
+  await stopPeer(peer);
+
+  // ---- 5: SMART Backend Services ----------------------------------------
+  const key = (name, args) => {
+    const f = path.join(work, name);
+    spawnSync('openssl', ['genpkey', ...args, '-out', f]);
+    spawnSync('openssl', ['pkey', '-in', f, '-pubout', '-out', `${f}.pub`]);
+    return f;
+  };
+  const good = key('good.pem', ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048']);
+  const wrong = key('wrong.pem', ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048']);
+  const ec = key('ec.pem', ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384']);
+  peer = await startPeer(['--auth', 'smart', '--public-key', `${good}.pub`, '--public-key', `${ec}.pub`]);
+  const smart = (k, alg) => ({ type: 'smart-backend', client_id: 'hvgate-test', private_key_file: k,
+    algorithm: alg, key_id: 'k1', scope: 'system/*.cruds' });
+  const cfgWrong = config('smart', peer.port, smart(wrong, 'RS384'));
+  r = ingest(cfgWrong, sampleFiles);
+  const q3 = Number((r.err.match(/(\d+) deliveries queued/) || [])[1]);
+  r = run(['serve', '-c', cfgWrong, '--drain', '--timeout', '4']);
+  check(r.rc === 69, 'wrong key: not drained (exit 69)', r.err.slice(-400));
+  const authFail = events(r.err, 'partner_auth_failed');
+  const failedPartners = new Set(authFail.map((e) => e.partner));
+  check(authFail.length === failedPartners.size && failedPartners.size === 2,
+    `wrong key: the auth failure is reported once per partner (${authFail.length} reports, ${failedPartners.size} partners)`);
+  check(r.rc !== null && events(r.err, 'dead_letter').length === 0 &&
+    events(r.err, 'delivered').length === 0 && /"event":"started"/.test(r.err),
+    'wrong key: nothing delivered, nothing dead-lettered');
+  // fix the key (same store): everything goes
+  const cfgGood = config('smart', peer.port, smart(good, 'RS384'));
+  r = run(['serve', '-c', cfgGood, '--drain', '--timeout', '60']);
+  check(r.rc === 0, 'right key: drained', r.err.slice(-400));
+  check(events(r.err, 'delivered').length === q3, `right key: all ${q3} delivered after the fix`);
+  s = await stats(peer);
+  check(s.tokens_issued >= 1 && s.tokens_issued <= 4, `tokens are cached (${s.tokens_issued} issued for ${q3} deliveries)`);
+  // ES384, and an expired token refreshed once
+  const cfgEc = config('smart', peer.port, smart(ec, 'ES384'));
+  const changed2 = path.join(work, 'screenings2.csv');
+  fs.writeFileSync(changed2, fs.readFileSync(path.join(sample, 'screenings.csv'), 'utf8')
+    .replace(/^(S0000002,.*?,PHQ-9,caregiver,)21,/m, '$123,'));
+  sv = serveAsync(cfgEc);
+  await sleep(800);
+  await req(peer.port, 'POST', '/_peer/expire-tokens', {});
+  r = ingest(cfgEc, [changed2]);
+  for (let i = 0; i < 100 && events(sv.log(), 'delivered').length < 1; i++) await sleep(100);
+  sv.proc.kill('SIGTERM');
+  res = await sv.done;
+  check(res.rc === 0, 'SIGTERM: clean exit', res.err.slice(-300));
+  check(events(res.err, 'delivered').length === 1 && events(res.err, 'partner_auth_failed').length === 0,
+    'ES384 key, token expired on the server: one refresh, delivered');
+  await stopPeer(peer);
+
+  console.log(failures ? `deliver: ${failures} failed` : 'deliver: ok');
+  process.exit(failures ? 1 : 0);
+})().catch((e) => { console.log(`FAIL: ${e.stack}`); process.exit(1); });
