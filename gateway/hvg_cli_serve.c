@@ -151,7 +151,7 @@ int hvg_cli_serve(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  store_opts so = {cfg->store_full_sync, 0};
+  store_opts so = {.full_sync = cfg->store_full_sync};
   hvg_err err;
   hvg_err_clear(&err);
   store *st = NULL; /* the daemon's own handle: migrations, status */

@@ -623,6 +623,6 @@ int hvg_config_open_store(const hvg_config *c, store **st, hvg_err *err) {
       return hvg_err_set(err, HVG_EIO, NULL, "cannot create %s: %s", dir,
                          strerror(errno));
   }
-  store_opts so = {c->store_full_sync, 0};
+  store_opts so = {.full_sync = c->store_full_sync};
   return store_open(st, c->store_path, &so, err);
 }
