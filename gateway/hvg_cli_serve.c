@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t serve_stop; /* set by SIGTERM / SIGINT */
 
@@ -155,11 +158,29 @@ int hvg_cli_serve(int argc, char **argv) {
   hvg_err err;
   hvg_err_clear(&err);
   store *st = NULL; /* the daemon's own handle: migrations, status */
+  int lockfd = -1;
   code = HVG_EXIT_OK;
   if (hvg_config_open_store(cfg, &st, &err)) {
     fprintf(stderr, "hvgate: cannot open the store %s: %s\n", cfg->store_path,
             err.msg);
     code = err.code == HVG_ECONFIG ? HVG_EXIT_CONFIG : HVG_EXIT_IOERR;
+    goto out;
+  }
+  /* One daemon per SQLite store: then what a killed daemon had in flight
+   * can be taken up at once instead of when its leases run out. */
+  char lockpath[4200];
+  snprintf(lockpath, sizeof lockpath, "%s.lock", cfg->store_path);
+  lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB)) {
+    fprintf(stderr, "hvgate: %s: %s\n", lockpath,
+            lockfd < 0 ? strerror(errno)
+                       : "another hvgate serve is running on this store");
+    code = HVG_EXIT_UNAVAILABLE;
+    goto out;
+  }
+  if (store_release_leases(st, store_now_ms(), &err)) {
+    fprintf(stderr, "hvgate: store: %s\n", err.msg);
+    code = HVG_EXIT_IOERR;
     goto out;
   }
   size_t nw = 0;
@@ -241,6 +262,8 @@ int hvg_cli_serve(int argc, char **argv) {
   free(ws);
   free(holds);
 out:
+  if (lockfd >= 0)
+    close(lockfd); /* releases the lock */
   store_close(st);
   hvg_config_free(cfg);
   curl_global_cleanup();

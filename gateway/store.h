@@ -181,6 +181,13 @@ int store_claim(store *st, const char *partner, size_t max, int64_t now_ms,
                 int64_t lease_ms, store_item *out, size_t *n_out,
                 hvg_err *err);
 
+/* Make every in-flight item claimable now, as if its lease had ended: for a
+ * daemon starting on a store no other process delivers from (the caller
+ * guarantees that, e.g. with a lock file), so that work a killed process
+ * held does not wait for its leases. Their old lease tokens stop working.
+ * HVG_EINVAL, HVG_EIO, HVG_ENOMEM. */
+int store_release_leases(store *st, int64_t now_ms, hvg_err *err);
+
 /* Free what claim put in items[0..n) and zero them. NULL-safe. */
 void store_items_release(store_item *items, size_t n);
 

@@ -15,3 +15,11 @@ add_test(NAME integration.deliver
           ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/deliver)
 set_tests_properties(integration.deliver PROPERTIES FIXTURES_REQUIRED peer_npm
                      TIMEOUT 600)
+# SIGKILL at random moments while delivering 10,000 records: nothing lost,
+# nothing twice.
+add_test(NAME integration.kill
+  COMMAND node ${CMAKE_CURRENT_LIST_DIR}/kill.js $<TARGET_FILE:hvgate>
+          $<TARGET_FILE:gen_records> ${CMAKE_SOURCE_DIR}
+          ${CMAKE_CURRENT_BINARY_DIR}/kill)
+set_tests_properties(integration.kill PROPERTIES FIXTURES_REQUIRED peer_npm
+                     TIMEOUT 900)
