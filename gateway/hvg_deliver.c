@@ -410,7 +410,7 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, int64_t now,
     if (status)
       snprintf(why, sizeof why, "HTTP %ld", status);
     else
-      snprintf(why, sizeof why, "network: %s", herr.msg);
+      snprintf(why, sizeof why, "network: %.200s", herr.msg);
     int64_t next = now + hvg__backoff(d, it->attempts, r.retry_after_s);
     d->n.retried++;
     hvg__log(d, "warn", "retry", it, status, why, ms);

@@ -19,7 +19,9 @@
  * - Times are milliseconds since the Unix epoch, always passed in by the
  *   caller (store_now_ms() gives the wall clock), so tests control time.
  * - A handle is used by one thread at a time; open one handle per thread or
- *   process. Several handles (threads or processes) may share one file. */
+ *   process. Several handles (threads or processes) may share one file. A
+ *   file store's handle runs a checkpoint thread of its own (see
+ *   store_opts); do not fork() with a handle open and use it in the child. */
 #ifndef HVG_STORE_H
 #define HVG_STORE_H
 

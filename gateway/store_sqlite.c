@@ -157,8 +157,8 @@ static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2};
                " AND ((?2 IS NOT NULL AND family_id = ?2)"                    \
                "   OR (?2 IS NULL AND ?3 IS NOT NULL AND caregiver_id = ?3))" \
                " AND organization_id = ?6"                                    \
-               " AND (scope IS NULL OR ',' || scope || ',' LIKE"              \
-               "      '%,' || ?4 || ',%')"                                    \
+               " AND (scope IS NULL OR"                                       \
+               "      instr(',' || scope || ',', ',' || ?4 || ',') > 0)"      \
                " AND granted <= ?5 AND (expires IS NULL OR expires > ?5)"     \
                " AND (revoked IS NULL OR revoked > ?5)"                       \
                " ORDER BY granted DESC LIMIT 1")                              \

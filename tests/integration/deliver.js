@@ -5,8 +5,9 @@
 //     record is on the server exactly once (search by identifier);
 //  2. ingesting the same export again queues nothing and sends nothing;
 //  3. a changed record is sent as an update of the same resources;
-//  4. the server answers 503 with Retry-After, is down for a while, and
-//     restarts: everything is delivered after recovery, nothing twice;
+//  4. the server answers 503 with Retry-After, loses answers to committed
+//     transactions, is down for a while, and restarts: everything is
+//     delivered after recovery, nothing twice;
 //  5. SMART Backend Services: the right key gets tokens and deliveries; a
 //     wrong key gets 401, the partner is held and reported once, nothing is
 //     lost, and everything goes once the key is fixed; an expired token is
@@ -187,6 +188,8 @@ async function exactlyOnce(peer, delivered, token) {
   r = ingest(cfg2, sampleFiles);
   const q2 = Number((r.err.match(/(\d+) deliveries queued/) || [])[1]);
   await req(peer.port, 'POST', '/_peer/fault', { status: 503, count: 3, retry_after: 1 });
+  // and twice the server commits a transaction but the answer is lost
+  await req(peer.port, 'POST', '/_peer/fault', { drop: 2, phase: 'after' });
   let sv = serveAsync(cfg2, ['--drain', '--timeout', '120']);
   // let some go, then take the server away for a while and bring it back
   for (let i = 0; i < 100; i++) {
@@ -201,6 +204,7 @@ async function exactlyOnce(peer, delivered, token) {
   check(res.rc === 0, 'serve drains after 503s and an outage', res.err.slice(-600));
   check(events(res.err, 'retry').length >= 3, `retries logged (${events(res.err, 'retry').length})`);
   check(events(res.err, 'retry').some((e) => e.http_status === 503), 'a 503 was retried');
+  check(events(res.err, 'retry').some((e) => !e.http_status), 'a lost answer was retried');
   const d2 = events(res.err, 'delivered');
   check(d2.length === q2, `all ${q2} delivered after recovery (${d2.length})`);
   const bad2 = await exactlyOnce(peer, d2);

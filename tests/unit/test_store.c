@@ -706,6 +706,91 @@ static void test_referrals_and_cursors(void **state) {
   store_close(st);
 }
 
+/* ---- consents and lease release ---------------------------------------- */
+
+static void test_consents(void **state) {
+  fx *f = *state;
+  store *st = open_ok(f->path);
+  store_consent c[2] = {{0}};
+  c[0].program = "prog1";
+  c[0].consent_id = "c1";
+  c[0].family_id = "F1";
+  c[0].organization_id = "O1";
+  c[0].scope = "screening,referral";
+  c[0].granted = "2024-01-01";
+  c[0].expires = "2025-01-01";
+  c[1].program = "prog1";
+  c[1].consent_id = "c2";
+  c[1].caregiver_id = "CG";
+  c[1].organization_id = "O2";
+  c[1].granted = "2024-06-01";
+  c[1].revoked = "2024-09-01";
+  hvg_err e;
+  assert_int_equal(store_consent_put(st, c, 2, T0, &e), 0);
+  const char *orgs[] = {"O9", "O1"};
+  char id[32];
+#define FIND(fam, cg, o, no, scope, day)                                      \
+  store_consent_find(st, "prog1", fam, cg, o, no, scope, day, id, sizeof id, \
+                     &e)
+  assert_int_equal(FIND("F1", NULL, orgs, 2, "screening", "2024-05-01"), 1);
+  assert_string_equal(id, "c1");
+  assert_int_equal(FIND("F1", NULL, orgs, 2, "screening", "2025-02-01"), 0);
+  assert_int_equal(FIND("F1", NULL, orgs, 2, "screening", "2023-12-31"), 0);
+  assert_int_equal(FIND("F1", NULL, orgs, 2, "results", "2024-05-01"), 0);
+  assert_int_equal(FIND("F1", NULL, orgs, 1, "screening", "2024-05-01"), 0);
+  assert_int_equal(FIND("F2", NULL, orgs, 2, "screening", "2024-05-01"), 0);
+  const char *o2[] = {"O2"};
+  assert_int_equal(FIND(NULL, "CG", o2, 1, "screening", "2024-07-01"), 1);
+  assert_string_equal(id, "c2");
+  assert_int_equal(FIND("", "CG", o2, 1, "screening", "2024-10-01"), 0);
+  assert_int_equal(FIND(NULL, NULL, o2, 1, "screening", "2024-07-01"), 0);
+  /* replaced by key: revoked since */
+  c[0].revoked = "2024-03-01";
+  assert_int_equal(store_consent_put(st, c, 1, T0, &e), 0);
+  assert_int_equal(FIND("F1", NULL, orgs, 2, "screening", "2024-05-01"), 0);
+  assert_int_equal(FIND("F1", NULL, orgs, 2, "screening", "2024-02-01"), 1);
+#undef FIND
+  /* a bad consent in a batch: nothing stored */
+  store_consent bad[2] = {c[1], {0}};
+  bad[0].consent_id = "c3";
+  bad[1].program = "prog1";
+  bad[1].consent_id = "c4";
+  bad[1].granted = "2024-01-01"; /* no organization */
+  assert_int_equal(store_consent_put(st, bad, 2, T0, &e), HVG_EINVAL);
+  assert_string_equal(e.field, "consent.organization_id");
+  sqlite3 *db = raw_open(f->path);
+  assert_int_equal(raw_count(db, "SELECT count(*) FROM consents"), 2);
+  sqlite3_close(db);
+  store_close(st);
+}
+
+static void test_release_leases(void **state) {
+  fx *f = *state;
+  store *st = open_ok(f->path);
+  rec a, b;
+  mk(&a, "r1", "P", "a", "1");
+  mk(&b, "r2", "Q", "b", "1");
+  put1(st, &a, T0);
+  put1(st, &b, T0);
+  store_item it[2], again[2];
+  assert_int_equal(claim(st, "p1", 1, T0, 600000, it), 1);
+  assert_int_equal(claim(st, "p1", 2, T0 + 1, 600000, again), 1);
+  store_items_release(again, 1);
+  assert_int_equal(store_release_leases(st, T0 + 2, NULL), 0);
+  check_ok(st);
+  /* both are claimable at once, long before their leases would end */
+  assert_int_equal(claim(st, "p1", 2, T0 + 2, 600000, again), 2);
+  hvg_err e;
+  assert_int_equal(store_ack(st, &it[0], NULL, 0, NULL, T0 + 3, &e),
+                   HVG_ESTATE);
+  ack(st, &again[0], T0 + 3);
+  ack(st, &again[1], T0 + 3);
+  store_items_release(it, 1);
+  store_items_release(again, 2);
+  check_ok(st);
+  store_close(st);
+}
+
 /* ---- busy database ------------------------------------------------------ */
 
 static int64_t mono_ms(void) {
@@ -767,7 +852,7 @@ static void crash_child(const char *path, int round, int progress) {
   for (int b = 0;; b++) {
     for (int i = 0; i < CRASH_BATCH; i++) {
       snprintf(ids[i], sizeof ids[i], "%03d-%05d-%04d", round, b, i);
-      snprintf(pks[i], sizeof pks[i], "pat%d", i % 97);
+      snprintf(pks[i], sizeof pks[i], "pat%d", (b * 7 + i) % 997);
       batch[i].program = "prog1";
       batch[i].record_type = "screening";
       batch[i].record_id = ids[i];
@@ -838,7 +923,7 @@ static void test_crash_safety(void **state) {
       crash_child(f->path, round, pfd[1]);
     }
     close(pfd[1]);
-    struct timespec d = {0, (long)(5 + rng_next(&seed) % 150) * 1000000L};
+    struct timespec d = {0, (long)(2 + rng_next(&seed) % 80) * 1000000L};
     nanosleep(&d, NULL);
     kill(pid, SIGKILL);
     int status = 0;
@@ -926,6 +1011,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_audit_append_only, setup, teardown),
       cmocka_unit_test_setup_teardown(test_referrals_and_cursors, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_consents, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_release_leases, setup, teardown),
       cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
       cmocka_unit_test_setup_teardown(test_crash_safety, setup, teardown),
   };
