@@ -37,6 +37,7 @@ typedef struct serve_worker {
   int failed;
   hvg_deliverer d;
   atomic_int *stop; /* drain done */
+  atomic_int idle;  /* the last round found nothing to do */
 } serve_worker;
 
 /* Sleeps ms, waking early when asked to stop. */
@@ -56,6 +57,7 @@ static void *serve__worker(void *arg) {
     hvg_err err;
     hvg_err_clear(&err);
     int rc = hvg_deliver_round(&w->d, store_now_ms(), &idle, &err);
+    atomic_store(&w->idle, rc == 0 && idle > 0);
     if (rc < 0) { /* the store: log it, back off, go on */
       fprintf(stderr,
               "{\"level\":\"error\",\"event\":\"store_error\",\"partner\":"
@@ -232,6 +234,13 @@ int hvg_cli_serve(int argc, char **argv) {
     struct timespec ts = {0, 200 * 1000000L};
     nanosleep(&ts, NULL);
     if (!drain)
+      continue;
+    /* ask the store only when every worker is idle: counting the queue
+     * costs more than a delivery */
+    int busy = 0;
+    for (size_t i = 0; i < nw && !busy; i++)
+      busy = !atomic_load(&ws[i].idle);
+    if (busy)
       continue;
     int d = serve__drained(st);
     if (d < 0) {

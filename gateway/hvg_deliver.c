@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* memmem */
 #include "hvg_deliver.h"
 
 #include <cjson/cJSON.h>
@@ -6,7 +7,23 @@
 #include <string.h>
 #include <time.h>
 
-#define HVG__MAX_ENTRIES 64 /* entries of one gateway Bundle */
+#define HVG__MAX_ENTRIES 16 /* entries of one gateway Bundle (it writes <= 9) */
+
+/* One item's outcome, kept until the round's single transaction applies it
+ * (store_finish), and what to log once it is durable. */
+typedef struct hvg__slot {
+  store_outcome o;
+  store_assigned_id ids[HVG__MAX_ENTRIES];
+  char types[HVG__MAX_ENTRIES][64], sids[HVG__MAX_ENTRIES][128],
+      vids[HVG__MAX_ENTRIES][128], idents[HVG__MAX_ENTRIES][1024];
+  store_audit_entry au;
+  hvg_buf refs;   /* the audit entry's resource list */
+  hvg_buf body;   /* a dead letter's OperationOutcome */
+  char text[400]; /* retry reason or dead-letter hint */
+  const char *level, *event;
+  long status;
+  double ms;
+} hvg__slot;
 
 void hvg_partner_hold_init(hvg_partner_hold *h) {
   atomic_init(&h->until_ms, 0);
@@ -37,6 +54,8 @@ int hvg_deliver_init(hvg_deliverer *d, const hvg_partner *p,
 void hvg_deliver_free(hvg_deliverer *d) {
   if (!d)
     return;
+  free(d->slots);
+  d->slots = NULL;
   hvg_auth_free(&d->auth);
   hvg_http_free(d->http);
   store_close(d->st);
@@ -66,45 +85,58 @@ static int64_t hvg__backoff(hvg_deliverer *d, int attempts, long retry_after_s) 
   return ms;
 }
 
-/* One JSON log line; values are ids, codes and numbers only. */
+/* Appends "key":"value" (JSON-escaped) to a log line. */
+static void hvg__jstr(hvg_buf *b, const char *key, const char *v) {
+  if (!v)
+    return;
+  hvg_buf_printf(b, ",\"%s\":\"", key);
+  for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+    if (*c == '"' || *c == '\\')
+      hvg_buf_printf(b, "\\%c", *c);
+    else if (*c < 0x20)
+      hvg_buf_printf(b, "\\u%04x", *c);
+    else
+      hvg_buf_addc(b, (char)*c);
+  }
+  hvg_buf_addc(b, '"');
+}
+
+/* One JSON log line; values are ids, codes and numbers only. Formatted by
+ * hand: one line per delivery should not cost a tree. */
 static void hvg__log(hvg_deliverer *d, const char *level, const char *event,
                      const store_item *it, long status, const char *detail,
                      double ms) {
   if (!d->log)
-    return;
-  cJSON *o = cJSON_CreateObject();
-  if (!o)
     return;
   char ts[32];
   time_t now = time(NULL);
   struct tm tm;
   gmtime_r(&now, &tm);
   strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  cJSON_AddStringToObject(o, "ts", ts);
-  cJSON_AddStringToObject(o, "level", level);
-  cJSON_AddStringToObject(o, "event", event);
-  cJSON_AddStringToObject(o, "partner", d->p->id);
+  hvg_buf b;
+  hvg_buf_init(&b, 4096);
+  hvg_buf_printf(&b, "{\"ts\":\"%s\"", ts);
+  hvg__jstr(&b, "level", level);
+  hvg__jstr(&b, "event", event);
+  hvg__jstr(&b, "partner", d->p->id);
   if (it) {
-    cJSON_AddNumberToObject(o, "outbox_id", (double)it->id);
-    cJSON_AddStringToObject(o, "program", it->program);
-    cJSON_AddStringToObject(o, "record_type", it->record_type);
-    cJSON_AddStringToObject(o, "record_id", it->record_id);
-    cJSON_AddNumberToObject(o, "version", (double)it->version);
-    cJSON_AddNumberToObject(o, "attempt", it->attempts);
+    hvg_buf_printf(&b, ",\"outbox_id\":%lld", (long long)it->id);
+    hvg__jstr(&b, "program", it->program);
+    hvg__jstr(&b, "record_type", it->record_type);
+    hvg__jstr(&b, "record_id", it->record_id);
+    hvg_buf_printf(&b, ",\"version\":%lld,\"attempt\":%d",
+                   (long long)it->version, it->attempts);
   }
   if (status)
-    cJSON_AddNumberToObject(o, "http_status", (double)status);
+    hvg_buf_printf(&b, ",\"http_status\":%ld", status);
   if (ms >= 0)
-    cJSON_AddNumberToObject(o, "ms", (double)(long)(ms * 10) / 10);
-  if (detail)
-    cJSON_AddStringToObject(o, "detail", detail);
-  char *s = cJSON_PrintUnformatted(o);
-  if (s) {
-    fprintf(d->log, "%s\n", s);
+    hvg_buf_printf(&b, ",\"ms\":%.1f", ms);
+  hvg__jstr(&b, "detail", detail);
+  if (!hvg_buf_adds(&b, "}\n")) {
+    fwrite(b.data, 1, b.len, d->log);
     fflush(d->log);
-    free(s);
   }
-  cJSON_Delete(o);
+  hvg_buf_free(&b);
 }
 
 /* What one entry of our Bundle is: its resource type and identifier
@@ -150,12 +182,61 @@ static void hvg__identifier(const char *ine, char *out, size_t cap) {
  * the conditional creates of resources the partner already has into
  * updates of those ids. *body gets the text to send: the item's own bytes
  * when nothing changed (owned = 0) or a new string the caller frees. */
+/* The entries' requests of a Bundle the gateway wrote, without parsing the
+ * whole document: each "request" object is small, the resources are not
+ * (this runs for every delivery, so it stays off the allocator). Returns 0,
+ * or -1 when the text is not what the gateway writes. */
+static int hvg__requests(const char *js, size_t len, hvg__entry *ents,
+                         size_t *n_ents) {
+  static const char key[] = "\"request\":{";
+  const char *p = js, *end = js + len;
+  while ((p = memmem(p, (size_t)(end - p), key, sizeof key - 1)) != NULL &&
+         *n_ents < HVG__MAX_ENTRIES) {
+    const char *o = p + sizeof key - 2, *q = o; /* at '{' */
+    int depth = 0, in_str = 0;
+    for (; q < end; q++) {
+      if (in_str) {
+        if (*q == '\\')
+          q++;
+        else if (*q == '"')
+          in_str = 0;
+      } else if (*q == '"') {
+        in_str = 1;
+      } else if (*q == '{') {
+        depth++;
+      } else if (*q == '}' && --depth == 0) {
+        break;
+      }
+    }
+    if (q >= end)
+      return -1;
+    cJSON *req = cJSON_ParseWithLength(o, (size_t)(q - o) + 1);
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(req, "url");
+    const cJSON *ine = cJSON_GetObjectItemCaseSensitive(req, "ifNoneExist");
+    hvg__entry *en = &ents[(*n_ents)++];
+    snprintf(en->type, sizeof en->type, "%s",
+             cJSON_IsString(url) ? url->valuestring : "");
+    hvg__identifier(cJSON_IsString(ine) ? ine->valuestring : NULL,
+                    en->identifier, sizeof en->identifier);
+    cJSON_Delete(req);
+    if (!url)
+      return -1;
+    p = q;
+  }
+  return 0;
+}
+
 static int hvg__prepare(hvg_deliverer *d, const store_item *it,
                         hvg__entry *ents, size_t *n_ents, char **body,
                         int *owned, hvg_err *err) {
   *n_ents = 0;
   *owned = 0;
   *body = (char *)it->bundle;
+  /* a first version is sent as stored: only its requests are needed */
+  if (it->version <= 1 &&
+      hvg__requests(it->bundle, it->bundle_len, ents, n_ents) == 0)
+    return 0;
+  *n_ents = 0;
   cJSON *b = cJSON_ParseWithLength(it->bundle, it->bundle_len);
   if (!b)
     return hvg_err_set(err, HVG_ESYNTAX, NULL, "stored Bundle unreadable");
@@ -239,16 +320,9 @@ static int hvg__location(const char *loc, char *type, char *id, char *vid,
   return 0;
 }
 
-static void hvg__settle_ok(hvg_deliverer *d, const store_item *it,
-                           const hvg__entry *ents, size_t n_ents,
-                           const hvg_http_resp *r, int64_t now, double ms,
-                           hvg_err *err) {
-  store_assigned_id ids[HVG__MAX_ENTRIES];
-  char types[HVG__MAX_ENTRIES][64], sids[HVG__MAX_ENTRIES][128],
-      vids[HVG__MAX_ENTRIES][128];
+static void hvg__settle_ok(hvg__slot *sl, const hvg__entry *ents,
+                           size_t n_ents, const hvg_http_resp *r, int64_t now) {
   size_t n_ids = 0;
-  hvg_buf refs;
-  hvg_buf_init(&refs, 16 * 1024);
   cJSON *b = cJSON_ParseWithLength(r->body.data ? r->body.data : "",
                                    r->body.len);
   const cJSON *entries = cJSON_GetObjectItemCaseSensitive(b, "entry");
@@ -259,37 +333,35 @@ static void hvg__settle_ok(hvg_deliverer *d, const store_item *it,
       break;
     const cJSON *resp = cJSON_GetObjectItemCaseSensitive(e, "response");
     const cJSON *loc = cJSON_GetObjectItemCaseSensitive(resp, "location");
-    if (cJSON_IsString(loc) &&
-        !hvg__location(loc->valuestring, types[n_ids], sids[n_ids],
-                       vids[n_ids], 64) &&
-        ents[i].identifier[0]) {
-      ids[n_ids].resource_type = types[n_ids];
-      ids[n_ids].identifier = ents[i].identifier;
-      ids[n_ids].id = sids[n_ids];
-      ids[n_ids].version_id = vids[n_ids][0] ? vids[n_ids] : NULL;
-      hvg_buf_printf(&refs, "%s%s/%s", refs.len ? " " : "", types[n_ids],
-                     sids[n_ids]);
+    if (cJSON_IsString(loc) && ents[i].identifier[0] &&
+        !hvg__location(loc->valuestring, sl->types[n_ids], sl->sids[n_ids],
+                       sl->vids[n_ids], 64)) {
+      memcpy(sl->idents[n_ids], ents[i].identifier,
+             sizeof sl->idents[n_ids]);
+      store_assigned_id *id = &sl->ids[n_ids];
+      id->resource_type = sl->types[n_ids];
+      id->identifier = sl->idents[n_ids];
+      id->id = sl->sids[n_ids];
+      id->version_id = sl->vids[n_ids][0] ? sl->vids[n_ids] : NULL;
+      hvg_buf_printf(&sl->refs, "%s%s/%s", sl->refs.len ? " " : "",
+                     sl->types[n_ids], sl->sids[n_ids]);
       n_ids++;
     }
     i++;
   }
   cJSON_Delete(b);
-  store_audit_entry au;
-  memset(&au, 0, sizeof au);
-  au.actor = "gateway";
-  au.action = "disclose";
-  au.resources = refs.data;
-  au.at_ms = now;
-  au.detail = n_ids ? NULL : "no resource locations in the response";
-  int rc = store_ack(d->st, it, ids, n_ids, &au, now, err);
-  hvg_buf_free(&refs);
-  if (rc) {
-    hvg__log(d, "error", "ack_failed", it, r->status, err->msg, -1);
-    return;
-  }
-  d->n.delivered++;
-  d->n.latency_sum_s += ms / 1000;
-  hvg__log(d, "info", "delivered", it, r->status, NULL, ms);
+  memset(&sl->au, 0, sizeof sl->au);
+  sl->au.actor = "gateway";
+  sl->au.action = "disclose";
+  sl->au.resources = sl->refs.data;
+  sl->au.at_ms = now;
+  sl->au.detail = n_ids ? NULL : "no resource locations in the response";
+  sl->o.kind = STORE_DELIVERED;
+  sl->o.ids = sl->ids;
+  sl->o.n_ids = n_ids;
+  sl->o.audit = &sl->au;
+  sl->level = "info";
+  sl->event = "delivered";
 }
 
 /* Short hint for a dead letter, from the OperationOutcome's first issue. */
@@ -335,19 +407,33 @@ static void hvg__unhold(hvg_deliverer *d) {
   }
 }
 
-/* Delivers one item. Returns 0, or a store error. */
-static int hvg__one(hvg_deliverer *d, const store_item *it, int64_t now,
-                    hvg_err *err) {
+static void hvg__retry_at(hvg__slot *sl, int64_t when, const char *why) {
+  sl->o.kind = STORE_RETRY;
+  sl->o.next_attempt_ms = when;
+  snprintf(sl->text, sizeof sl->text, "%s", why);
+  sl->o.reason = sl->text;
+}
+
+/* Delivers one item and decides its outcome into sl (applied by the caller
+ * with the rest of the round). Returns 0, or a store error. */
+static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
+                    int64_t now, hvg_err *err) {
   hvg__entry ents[HVG__MAX_ENTRIES];
   size_t n_ents;
   char *body;
   int owned;
   hvg_err perr;
+  sl->o.item = it;
+  sl->status = 0;
+  sl->ms = -1;
   int rc = hvg__prepare(d, it, ents, &n_ents, &body, &owned, &perr);
   if (rc == HVG_ESYNTAX || rc == HVG_ENOMEM) {
-    hvg__log(d, "error", "dead_letter", it, 0, perr.msg, -1);
-    d->n.dead++;
-    return store_dead(d->st, it, 0, NULL, 0, perr.msg, now, err);
+    sl->o.kind = STORE_DEAD;
+    snprintf(sl->text, sizeof sl->text, "%s", perr.msg);
+    sl->o.hint = sl->text;
+    sl->level = "error";
+    sl->event = "dead_letter";
+    return 0;
   }
   if (rc) {
     *err = perr;
@@ -373,8 +459,9 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, int64_t now,
                          &herr);
     if (rc == HVG_ESECURITY) {
       hvg__hold(d, it, 0, herr.msg, now);
-      rc = store_retry(d->st, it, atomic_load(&d->hold->until_ms),
-                       "partner auth failed", now, err);
+      hvg__retry_at(sl, atomic_load(&d->hold->until_ms), "partner auth failed");
+      sl->event = NULL;
+      rc = 0;
       goto out;
     }
     if (rc) {
@@ -393,35 +480,41 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, int64_t now,
     }
     break;
   }
+  rc = 0;
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  double ms = (double)(t1.tv_sec - t0.tv_sec) * 1000 +
-              (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+  sl->ms = (double)(t1.tv_sec - t0.tv_sec) * 1000 +
+           (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+  sl->status = status;
   if (status >= 200 && status < 300) {
     hvg__unhold(d);
-    hvg__settle_ok(d, it, ents, n_ents, &r, now, ms, err);
-    rc = 0;
+    hvg__settle_ok(sl, ents, n_ents, &r, now);
   } else if (status == 401 || status == 403) {
     hvg__hold(d, it, status, "the partner refused the gateway's credentials",
               now);
-    rc = store_retry(d->st, it, atomic_load(&d->hold->until_ms),
-                     "partner auth failed", now, err);
+    hvg__retry_at(sl, atomic_load(&d->hold->until_ms), "partner auth failed");
+    sl->event = NULL; /* reported once by hvg__hold */
   } else if (status == 0 || status == 408 || status == 429 || status >= 500) {
     char why[300];
     if (status)
       snprintf(why, sizeof why, "HTTP %ld", status);
     else
       snprintf(why, sizeof why, "network: %.200s", herr.msg);
-    int64_t next = now + hvg__backoff(d, it->attempts, r.retry_after_s);
-    d->n.retried++;
-    hvg__log(d, "warn", "retry", it, status, why, ms);
-    rc = store_retry(d->st, it, next, why, now, err);
+    hvg__retry_at(sl, now + hvg__backoff(d, it->attempts, r.retry_after_s),
+                  why);
+    sl->level = "warn";
+    sl->event = "retry";
   } else {
-    char hint[400];
-    hvg__hint(&r, hint, sizeof hint);
-    d->n.dead++;
-    hvg__log(d, "error", "dead_letter", it, status, hint, ms);
-    rc = store_dead(d->st, it, (int)status, r.body.data, r.body.len, hint, now,
-                    err);
+    hvg__hint(&r, sl->text, sizeof sl->text);
+    sl->o.kind = STORE_DEAD;
+    sl->o.http_status = (int)status;
+    sl->o.hint = sl->text;
+    hvg_buf_reset(&sl->body);
+    if (r.body.len && !hvg_buf_add(&sl->body, r.body.data, r.body.len)) {
+      sl->o.outcome_json = sl->body.data;
+      sl->o.outcome_len = sl->body.len;
+    }
+    sl->level = "error";
+    sl->event = "dead_letter";
   }
 out:
   hvg_http_resp_free(&r);
@@ -454,16 +547,53 @@ int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
       *idle_ms = 200;
     return 0;
   }
+  if (!d->slots &&
+      !(d->slots = calloc(HVG_DELIVER_BATCH, sizeof *d->slots))) {
+    store_items_release(items, n);
+    return hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
+  }
+  hvg__slot *sl = d->slots;
+  store_outcome o[HVG_DELIVER_BATCH];
   size_t done = 0;
   for (size_t i = 0; i < n && !rc; i++) {
+    memset(&sl[i].o, 0, sizeof sl[i].o);
+    hvg_buf_init(&sl[i].refs, 16 * 1024);
+    hvg_buf_init(&sl[i].body, (size_t)1 << 20);
+    sl[i].event = NULL;
     held = atomic_load(&d->hold->until_ms);
     if (now_ms < held) { /* held mid-round: give the rest back */
-      rc = store_retry(d->st, &items[i], held, "partner auth failed", now_ms,
-                       err);
+      sl[i].o.item = &items[i];
+      hvg__retry_at(&sl[i], held, "partner auth failed");
+    } else {
+      rc = hvg__one(d, &items[i], &sl[i], store_now_ms(), err);
+    }
+    done++;
+  }
+  for (size_t i = 0; i < done; i++)
+    o[i] = sl[i].o;
+  /* one transaction for the whole round: acks, retries, dead letters */
+  if (!rc && done)
+    rc = store_finish(d->st, o, done, store_now_ms(), err);
+  for (size_t i = 0; !rc && i < done; i++) {
+    const hvg__slot *x = &sl[i];
+    if (o[i].result) {
+      hvg__log(d, "error", "lease_lost", &items[i], x->status,
+               "another worker took the item over; its outcome was dropped",
+               -1);
       continue;
     }
-    rc = hvg__one(d, &items[i], store_now_ms(), err);
-    done++;
+    d->n.delivered += o[i].kind == STORE_DELIVERED;
+    d->n.retried += o[i].kind == STORE_RETRY && x->event;
+    d->n.dead += o[i].kind == STORE_DEAD;
+    if (o[i].kind == STORE_DELIVERED)
+      d->n.latency_sum_s += x->ms / 1000;
+    if (x->event)
+      hvg__log(d, x->level, x->event, &items[i], x->status,
+               o[i].kind == STORE_DELIVERED ? NULL : x->text, x->ms);
+  }
+  for (size_t i = 0; i < done; i++) {
+    hvg_buf_free(&sl[i].refs);
+    hvg_buf_free(&sl[i].body);
   }
   store_items_release(items, n);
   return rc ? rc : (int)done;

@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define HVG_DELIVER_BATCH 16           /* items claimed per round */
+#define HVG_DELIVER_BATCH 16           /* items claimed (and settled) per round */
 #define HVG_DELIVER_LEASE_MS 120000    /* > the longest request */
 #define HVG_DELIVER_BACKOFF_MIN_MS 1000
 #define HVG_DELIVER_BACKOFF_MAX_MS 600000
@@ -59,6 +59,7 @@ typedef struct hvg_deliverer {
   hvg_partner_hold own;   /* used when no shared hold is given */
   hvg_partner_hold *hold; /* the partner's, shared by its workers */
   uint64_t rng;
+  struct hvg__slot *slots; /* a round's outcomes (HVG_DELIVER_BATCH) */
   hvg_deliver_counts n;
 } hvg_deliverer;
 
