@@ -109,6 +109,11 @@ const hvg_partner *hvg_config_partner(const hvg_config *c, const char *id);
 struct store;
 int hvg_config_open_store(const hvg_config *c, struct store **st,
                           hvg_err *err);
+
+/* The same for a handle that mostly reads: no checkpoint thread of its own
+ * (one writer's is enough; two would contend for the same fsyncs). */
+int hvg_config_open_store_opts(const hvg_config *c, struct store **st,
+                               int inline_checkpoint, hvg_err *err);
 const hvg_program *hvg_config_program(const hvg_config *c, const char *id);
 
 #endif
