@@ -104,8 +104,8 @@ static int hvg__is_plit(int c) {
 }
 
 static int hvg__is_name(const char *p, size_t n) {
-  if (!n || n > 31 || !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                        *p == '_'))
+  if (!n || n > 31 ||
+      !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_'))
     return 0;
   for (size_t i = 1; i < n; i++)
     if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') ||
@@ -539,7 +539,9 @@ int hvg_httpd_error_renderer(hvg_httpd *s, const char *prefix,
   return 0;
 }
 
-int hvg_httpd_port(const hvg_httpd *s) { return s ? s->port : 0; }
+int hvg_httpd_port(const hvg_httpd *s) {
+  return s ? s->port : 0;
+}
 
 /* ---- Requests and responses -------------------------------------------- */
 
@@ -574,8 +576,7 @@ int hvg_httpd_resp_header(hvg_httpd_resp *r, const char *name,
   if (strpbrk(value, "\r\n"))
     return HVG_EINVAL;
   if (!strcasecmp(name, "Content-Length") ||
-      !strcasecmp(name, "Transfer-Encoding") ||
-      !strcasecmp(name, "Connection"))
+      !strcasecmp(name, "Transfer-Encoding") || !strcasecmp(name, "Connection"))
     return HVG_EINVAL;
   if (evhttp_add_header(r->hdrs, name, value)) {
     r->failed = 1;
@@ -664,9 +665,8 @@ static void hvg__drop_body(hvg_httpd_resp *r) {
   evbuffer_drain(r->body, evbuffer_get_length(r->body));
 }
 
-int hvg_httpd_resp_send(hvg_httpd_resp *r, int status,
-                        const char *content_type, const void *body,
-                        size_t n) {
+int hvg_httpd_resp_send(hvg_httpd_resp *r, int status, const char *content_type,
+                        const void *body, size_t n) {
   hvg_httpd_resp_status(r, status);
   hvg__drop_body(r);
   if (content_type) {
@@ -834,8 +834,16 @@ static void hvg__send(hvg_httpd *s, hvg_httpd_resp *r) {
     hvg_httpd_resp_error(r, 500, "out of memory");
   if (s->stopping || r->failed)
     evhttp_add_header(r->hdrs, "Connection", "close");
-  if (!evbuffer_get_length(r->body))
+  size_t blen = evbuffer_get_length(r->body);
+  if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_HEAD) {
+    /* libevent 2.1 would send the body: keep only its length */
+    char cl[32];
+    snprintf(cl, sizeof cl, "%zu", blen);
+    evhttp_add_header(r->hdrs, "Content-Length", cl);
+    hvg__drop_body(r);
+  } else if (!blen) {
     evhttp_remove_header(r->hdrs, "Content-Type");
+  }
   hvg__flight *f = malloc(sizeof *f);
   if (f) { /* without it the stop just does not wait for this one */
     f->s = s;
@@ -882,7 +890,8 @@ static void hvg__on_request(struct evhttp_request *ev, void *arg) {
   rq.remote_port = port;
   hvg_httpd_peer peer;
   if (s->ssl) {
-    SSL *ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon));
+    SSL *ssl =
+        bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon));
     if (!ssl) { /* libevent fell back to plain TCP (no memory for TLS) */
       hvg_httpd_resp_error(&rs, 500, "TLS unavailable");
       rs.failed = 1; /* closes the connection */
@@ -961,11 +970,11 @@ static int hvg__tls_setup(hvg_httpd *s, hvg_err *err) {
     if (!names)
       return hvg__ssl_fail(err, "no CA names in", s->ca);
     SSL_CTX_set_client_CA_list(c, names);
-    SSL_CTX_set_verify(c,
-                       SSL_VERIFY_PEER | (s->o.client_cert_optional
-                                              ? 0
-                                              : SSL_VERIFY_FAIL_IF_NO_PEER_CERT),
-                       NULL);
+    SSL_CTX_set_verify(
+        c,
+        SSL_VERIFY_PEER |
+            (s->o.client_cert_optional ? 0 : SSL_VERIFY_FAIL_IF_NO_PEER_CERT),
+        NULL);
     SSL_CTX_set_verify_depth(c, 8);
   }
   return 0;
@@ -976,9 +985,8 @@ static struct bufferevent *hvg__bevcb(struct event_base *base, void *arg) {
   SSL *ssl = SSL_new(s->ssl);
   if (!ssl)
     return NULL; /* hvg__on_request refuses the plain connection */
-  return bufferevent_openssl_socket_new(base, -1, ssl,
-                                        BUFFEREVENT_SSL_ACCEPTING,
-                                        BEV_OPT_CLOSE_ON_FREE);
+  return bufferevent_openssl_socket_new(
+      base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 }
 
 /* ---- Loop thread, start and stop --------------------------------------- */
@@ -1018,7 +1026,9 @@ static void *hvg__loop(void *arg) {
   return NULL;
 }
 
-static void hvg__threads_once(void) { evthread_use_pthreads(); }
+static void hvg__threads_once(void) {
+  evthread_use_pthreads();
+}
 
 /* Resolves and binds the listening socket. */
 static int hvg__bind(hvg_httpd *s, hvg_err *err) {
@@ -1053,9 +1063,9 @@ static int hvg__bind(hvg_httpd *s, hvg_err *err) {
     return hvg_err_set(err, HVG_EIO, "listen", "getsockname: %s",
                        strerror(saved));
   }
-  s->port = ntohs(ss.ss_family == AF_INET6
-                      ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                      : ((struct sockaddr_in *)&ss)->sin_port);
+  s->port =
+      ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                     : ((struct sockaddr_in *)&ss)->sin_port);
   if (!(s->bound = evhttp_bind_listener(s->http, lev))) {
     evconnlistener_free(lev);
     return hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
@@ -1126,8 +1136,8 @@ int hvg_httpd_start(hvg_httpd *s, hvg_err *err) {
   int e = pthread_create(&s->thread, NULL, hvg__loop, s);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (e) {
-    rc = hvg_err_set(err, HVG_ENOMEM, NULL, "cannot start the server thread: %s",
-                     strerror(e));
+    rc = hvg_err_set(err, HVG_ENOMEM, NULL,
+                     "cannot start the server thread: %s", strerror(e));
     goto fail;
   }
   s->state = HVG__RUNNING;

@@ -17,7 +17,8 @@
  * When several patterns match, the most specific wins: an exact pattern
  * before a subtree, a longer subtree before a shorter, a literal segment
  * before a parameter (leftmost difference decides), a named method before
- * "*". A HEAD request is served by a GET route when there is no HEAD one.
+ * "*". A HEAD request is served by a GET route when there is no HEAD one
+ * (the answer keeps the headers and Content-Length, drops the body).
  * No route for the path: 404; routes for the path but not for the method:
  * 405 with Allow. Paths with "." or ".." segments (also percent-encoded),
  * bad percent-encoding or an encoded NUL are refused with 400; paths longer
@@ -31,8 +32,9 @@
  *
  * Limits: request line plus headers over max_header get 400, a body over
  * max_body 413 (a Content-Length over the cap is refused before any of the
- * body is read; a chunked body when it passes the cap), so a request body
- * never takes more than max_body bytes of memory. A connection on which
+ * body is read; a chunked body when it passes the cap), so no more than
+ * max_body bytes of a body are ever buffered (made contiguous for the
+ * handler, which may copy it once). A connection on which
  * nothing is read or written for timeout_s seconds is closed.
  *
  * Those 400/413 answers (and 501 for TRACE/CONNECT or an unknown method)
@@ -42,7 +44,8 @@
  * hvg_httpd_resp_error go through the error renderer of the longest
  * matching path prefix; the default writes {"error": "..."}.
  *
- * Nothing is printed. */
+ * Nothing is printed here; libevent itself may log a rare warning (e.g. on
+ * accept errors) to stderr unless the daemon sets event_set_log_callback. */
 #ifndef HVG_HTTPD_H
 #define HVG_HTTPD_H
 
@@ -51,9 +54,9 @@
 
 #include <stddef.h>
 
-#define HVG_HTTPD_MAX_PARAMS 8     /* {param} segments per pattern */
-#define HVG_HTTPD_MAX_SEGMENTS 32  /* segments per pattern */
-#define HVG_HTTPD_MAX_PATH 8192    /* request path bytes (without query) */
+#define HVG_HTTPD_MAX_PARAMS 8    /* {param} segments per pattern */
+#define HVG_HTTPD_MAX_SEGMENTS 32 /* segments per pattern */
+#define HVG_HTTPD_MAX_PATH 8192   /* request path bytes (without query) */
 #define HVG_HTTPD_MAX_ROUTES 256
 
 typedef struct hvg_httpd hvg_httpd;
@@ -61,8 +64,8 @@ typedef struct hvg_httpd_resp hvg_httpd_resp;
 
 /* The verified client certificate of a mutual-TLS connection. */
 typedef struct hvg_httpd_peer {
-  char cn[256];          /* subject commonName (UTF-8), "" when absent */
-  char sha256[65];       /* SHA-256 of the DER certificate, lowercase hex */
+  char cn[256];    /* subject commonName (UTF-8), "" when absent */
+  char sha256[65]; /* SHA-256 of the DER certificate, lowercase hex */
 } hvg_httpd_peer;
 
 typedef struct hvg_httpd_param {
@@ -81,7 +84,7 @@ typedef struct hvg_httpd_req {
                          "Patient/123" for "* /fhir/"; "" otherwise */
   size_t nparams;
   const hvg_httpd_param *params;
-  const char *body;   /* NUL-terminated (the NUL not counted); "" when none */
+  const char *body; /* NUL-terminated (the NUL not counted); "" when none */
   size_t body_len;
   const char *remote_addr; /* peer IP address as text */
   unsigned remote_port;
@@ -106,11 +109,11 @@ typedef int (*hvg_httpd_error_fn)(void *ctx, const hvg_httpd_req *req,
                                   hvg_httpd_resp *resp);
 
 typedef struct hvg_httpd_opts {
-  const char *listen; /* "host:port" or "[v6]:port"; port 0 picks a free
-                         one (see hvg_httpd_port); NULL: "127.0.0.1:0" */
-  size_t max_header;  /* request line + headers; 0: 32 KiB */
-  size_t max_body;    /* request body; 0: 64 MiB */
-  int timeout_s;      /* read/write idle timeout per connection; 0: 30 */
+  const char *listen;  /* "host:port" or "[v6]:port"; port 0 picks a free
+                          one (see hvg_httpd_port); NULL: "127.0.0.1:0" */
+  size_t max_header;   /* request line + headers; 0: 32 KiB */
+  size_t max_body;     /* request body; 0: 64 MiB */
+  int timeout_s;       /* read/write idle timeout per connection; 0: 30 */
   int drain_timeout_s; /* hvg_httpd_stop waits this long at most for
                           responses being written; 0: 10 */
   int backlog;         /* listen backlog; 0: 128 */
@@ -220,9 +223,8 @@ int hvg_httpd_resp_body_buf(hvg_httpd_resp *r, hvg_buf *b);
 
 /* Convenience: status, Content-Type (may be NULL) and a copy of the body,
  * replacing any body set before. Returns 0, HVG_EINVAL or HVG_ENOMEM. */
-int hvg_httpd_resp_send(hvg_httpd_resp *r, int status,
-                        const char *content_type, const void *body,
-                        size_t n);
+int hvg_httpd_resp_send(hvg_httpd_resp *r, int status, const char *content_type,
+                        const void *body, size_t n);
 
 /* Replaces the response with an error: status (400..599), and the body of
  * the error renderer for the request's path with `msg` (short, no PHI).
@@ -232,11 +234,11 @@ int hvg_httpd_resp_error(hvg_httpd_resp *r, int status, const char *msg);
 /* ---- Routing without a server (tests, fuzzing, diagnostics) ----------- */
 
 typedef struct hvg_httpd_match {
-  int status;         /* 200 route found; 400, 404, 405 or 414 */
-  const char *msg;    /* reason for a status other than 200 */
-  const char *route;  /* the matching pattern spec when 200 */
-  const char *rest;   /* as hvg_httpd_req.rest */
-  char allow[128];    /* 405: the Allow header value */
+  int status;        /* 200 route found; 400, 404, 405 or 414 */
+  const char *msg;   /* reason for a status other than 200 */
+  const char *route; /* the matching pattern spec when 200 */
+  const char *rest;  /* as hvg_httpd_req.rest */
+  char allow[128];   /* 405: the Allow header value */
   size_t nparams;
   hvg_httpd_param params[HVG_HTTPD_MAX_PARAMS];
   /* internal */

@@ -12,8 +12,8 @@ typedef enum hvg__kind { HVG__COUNTER, HVG__GAUGE, HVG__HISTOGRAM } hvg__kind;
 
 struct hvg_series {
   hvg_metric *f;
-  char **values;   /* nlabels copies */
-  char *labels;    /* pre-rendered: a="x",b="y" (escaped); "" without labels */
+  char **values; /* nlabels copies */
+  char *labels;  /* pre-rendered: a="x",b="y" (escaped); "" without labels */
   _Atomic uint64_t v; /* bits of a double: the value, or a histogram's sum */
   _Atomic uint64_t *buckets; /* histogram: nbounds + 1 counts, not cumulative */
   hvg_series *next;
@@ -181,8 +181,8 @@ static int hvg__series_new(hvg_metric *f, const char *const *values,
 
 static int hvg__register(hvg_metrics *m, hvg__kind kind, const char *name,
                          const char *help, const char *const *labels,
-                         const double *bounds, size_t nbounds,
-                         hvg_metric **out, hvg_err *err) {
+                         const double *bounds, size_t nbounds, hvg_metric **out,
+                         hvg_err *err) {
   *out = NULL;
   if (!m)
     return hvg_err_set(err, HVG_EINVAL, NULL, "NULL registry");
@@ -281,8 +281,7 @@ int hvg_metrics_histogram(hvg_metrics *m, const char *name, const char *help,
                        out, err);
 }
 
-static int hvg__same(const hvg_series *s, const char *const *values,
-                     size_t n) {
+static int hvg__same(const hvg_series *s, const char *const *values, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (strcmp(s->values[i], values[i]))
       return 0;
@@ -374,7 +373,7 @@ static void hvg__num(char *b, size_t n, double v) {
     snprintf(b, n, "NaN");
   else if (isinf(v))
     snprintf(b, n, v > 0 ? "+Inf" : "-Inf");
-  else if (fabs(v) < 1e15 && v == floor(v))
+  else if (fabs(v) < 1e15 && v == (double)(int64_t)v) /* no libm */
     snprintf(b, n, "%.0f", v == 0 ? 0.0 : v);
   else {
     snprintf(b, n, "%.15g", v);
@@ -389,10 +388,9 @@ static int hvg__line(hvg_buf *b, const char *name, const char *suffix,
   char num[40];
   hvg__num(num, sizeof num, v);
   int has = labels[0] || extra;
-  return hvg_buf_printf(b, "%s%s%s%s%s%s%s %s\n", name, suffix,
-                        has ? "{" : "", labels,
-                        labels[0] && extra ? "," : "", extra ? extra : "",
-                        has ? "}" : "", num);
+  return hvg_buf_printf(b, "%s%s%s%s%s%s%s %s\n", name, suffix, has ? "{" : "",
+                        labels, labels[0] && extra ? "," : "",
+                        extra ? extra : "", has ? "}" : "", num);
 }
 
 static int hvg__render_family(hvg_buf *b, const hvg_metric *f) {
