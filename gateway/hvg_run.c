@@ -57,6 +57,61 @@ static int hvg__inputs(const hvg_run *r, int n, char **paths, hvg__input *in) {
   return -1;
 }
 
+/* Maps one opened input to its end; updates code (an exit code). */
+static void hvg__run_one(hvg_run *r, hv_mapper *mp, const char *path,
+                         const hv_source *src, FILE *iss, int *code) {
+  hvg_err err;
+  hvg_err_clear(&err);
+  hvg_run_stats fs = {0, 0, 0, 0};
+  hv_result res;
+  int rc;
+  while ((rc = hv_mapper_next(mp, &res, &err)) == 1) {
+    fs.records++;
+    hvg_run_print_issues(iss, &res, &fs);
+    if (res.rejected) {
+      fs.rejected++;
+      continue;
+    }
+    int a = r->accept ? r->accept(r->ctx, &res) : 0;
+    if (a > 1) {
+      *code = a;
+      break;
+    }
+    if (a == 1)
+      fs.rejected++;
+    else
+      fs.accepted++;
+  }
+  if (rc < 0) {
+    fprintf(iss, "%s:%lu: %s (the rest of this file is not read)\n", path,
+            hv_mapper_line(mp), err.msg[0] ? err.msg : hvg_strerror(rc));
+    if (rc == HVG_ENOMEM)
+      *code = HVG_EXIT_SOFTWARE;
+    else if (*code == HVG_EXIT_OK)
+      *code = HVG_EXIT_DATAERR;
+  }
+  r->st.records += fs.records;
+  r->st.accepted += fs.accepted;
+  r->st.rejected += fs.rejected;
+  r->st.warnings += fs.warnings;
+  if (r->file_done)
+    r->file_done(r->ctx, path, src, &fs);
+  hv_mapper_close(mp);
+}
+
+/* An open failure as an exit code, merged into code. */
+static void hvg__open_failed(FILE *iss, const char *path, int rc,
+                             const hvg_err *err, int *code) {
+  fprintf(iss, "%s: %s%s%s\n", path, err->field, err->field[0] ? ": " : "",
+          err->msg[0] ? err->msg : hvg_strerror(rc));
+  int c = rc == HVG_ENOINPUT   ? HVG_EXIT_NOINPUT
+          : rc == HVG_ENOTFOUND ? HVG_EXIT_CONFIG
+          : rc == HVG_ENOMEM    ? HVG_EXIT_SOFTWARE
+                                : HVG_EXIT_DATAERR;
+  if (*code == HVG_EXIT_OK || c != HVG_EXIT_DATAERR)
+    *code = c;
+}
+
 int hvg_run_files(hvg_run *r, int n, char **paths) {
   FILE *iss = r->issues ? r->issues : stderr;
   memset(&r->st, 0, sizeof r->st);
@@ -81,56 +136,43 @@ int hvg_run_files(hvg_run *r, int n, char **paths) {
     hvg_err err;
     hvg_err_clear(&err);
     int rc = hv_mapper_open(mp, in[i].path, NULL, in[i].src, &err);
-    if (rc) {
-      fprintf(stderr, "%s: %s%s%s\n", in[i].path, err.field,
-              err.field[0] ? ": " : "",
-              err.msg[0] ? err.msg : hvg_strerror(rc));
-      int c = rc == HVG_ENOINPUT   ? HVG_EXIT_NOINPUT
-              : rc == HVG_ENOTFOUND ? HVG_EXIT_CONFIG
-              : rc == HVG_ENOMEM    ? HVG_EXIT_SOFTWARE
-                                    : HVG_EXIT_DATAERR;
-      if (code == HVG_EXIT_OK || c != HVG_EXIT_DATAERR)
-        code = c;
-      continue;
-    }
-    hvg_run_stats fs = {0};
-    hv_result res;
-    while ((rc = hv_mapper_next(mp, &res, &err)) == 1) {
-      fs.records++;
-      hvg_run_print_issues(iss, &res, &fs);
-      if (res.rejected) {
-        fs.rejected++;
-        continue;
-      }
-      int a = r->accept ? r->accept(r->ctx, &res) : 0;
-      if (a > 1) {
-        code = a;
-        break;
-      }
-      if (a == 1)
-        fs.rejected++;
-      else
-        fs.accepted++;
-    }
-    if (rc < 0) {
-      fprintf(stderr, "%s:%lu: %s (the rest of this file is not read)\n",
-              in[i].path, hv_mapper_line(mp),
-              err.msg[0] ? err.msg : hvg_strerror(rc));
-      if (rc == HVG_ENOMEM)
-        code = HVG_EXIT_SOFTWARE;
-      else if (code == HVG_EXIT_OK)
-        code = HVG_EXIT_DATAERR;
-    }
-    r->st.records += fs.records;
-    r->st.accepted += fs.accepted;
-    r->st.rejected += fs.rejected;
-    r->st.warnings += fs.warnings;
-    if (r->file_done)
-      r->file_done(r->ctx, in[i].path, in[i].src, &fs);
-    hv_mapper_close(mp);
+    if (rc)
+      hvg__open_failed(iss, in[i].path, rc, &err, &code);
+    else
+      hvg__run_one(r, mp, in[i].path, in[i].src, iss, &code);
   }
   hv_mapper_free(mp);
   free(in);
+  if (r->st.rejected && code == HVG_EXIT_OK)
+    code = HVG_EXIT_DATAERR;
+  return code;
+}
+
+int hvg_run_mem(hvg_run *r, const char *name, const char *data, size_t len) {
+  FILE *iss = r->issues ? r->issues : stderr;
+  memset(&r->st, 0, sizeof r->st);
+  const hv_source *src = hv_mapping_source_for(r->map, name, r->source);
+  if (!src) {
+    fprintf(iss, "%s: the mapping has no source %s%s%s\n", name,
+            r->source ? "named '" : "for this name",
+            r->source ? r->source : "", r->source ? "'" : "");
+    return HVG_EXIT_USAGE;
+  }
+  /* referral reasons can only be checked against screenings of the same
+   * input here, so they are not tracked across requests */
+  hv_mapper_opts mo = {r->today_days, 0};
+  hv_mapper *mp = NULL;
+  if (hv_mapper_new(&mp, r->map, r->cat, &mo))
+    return HVG_EXIT_SOFTWARE;
+  int code = HVG_EXIT_OK;
+  hvg_err err;
+  hvg_err_clear(&err);
+  int rc = hv_mapper_open_mem(mp, name, data, len, src, &err);
+  if (rc)
+    hvg__open_failed(iss, name, rc, &err, &code);
+  else
+    hvg__run_one(r, mp, name, src, iss, &code);
+  hv_mapper_free(mp);
   if (r->st.rejected && code == HVG_EXIT_OK)
     code = HVG_EXIT_DATAERR;
   return code;

@@ -41,6 +41,11 @@ typedef struct hvg_run {
  * callback's code. */
 int hvg_run_files(hvg_run *r, int n, char **paths);
 
+/* The same over one in-memory export named `name` (for messages); the
+ * source is r->source, or the one matching name. Referral reasons are not
+ * checked against other inputs. */
+int hvg_run_mem(hvg_run *r, const char *name, const char *data, size_t len);
+
 /* Prints res's issues (errors and warnings) to f, counting warnings in st. */
 void hvg_run_print_issues(FILE *f, const hv_result *res, hvg_run_stats *st);
 
