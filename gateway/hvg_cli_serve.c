@@ -5,7 +5,14 @@
 
 #include "hvg_config.h"
 #include "hvg_deliver.h"
+#include "hvg_httpd.h"
+#include "hvg_ingest.h"
+#include "hvg_metrics.h"
 #include "store.h"
+
+#include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -17,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,6 +76,207 @@ static void *serve__worker(void *arg) {
     serve__nap(idle, w->stop);
   }
   return NULL;
+}
+
+/* ---- the HTTP side: intake, health, metrics --------------------------- */
+
+typedef struct serve_http {
+  const hvg_config *cfg;
+  store *st; /* the loop thread's own handle */
+  hvg_metrics *m;
+  hvg_metric *pending, *in_flight, *dead, *oldest, *intake;
+} serve_http;
+
+static int http__healthz(void *ctx, const hvg_httpd_req *req,
+                         hvg_httpd_resp *resp) {
+  (void)ctx;
+  (void)req;
+  return hvg_httpd_resp_send(resp, 200, "text/plain", "ok\n", 3);
+}
+
+static int http__readyz(void *ctx, const hvg_httpd_req *req,
+                        hvg_httpd_resp *resp) {
+  serve_http *h = ctx;
+  (void)req;
+  int v;
+  hvg_err err;
+  if (store_schema_version(h->st, &v, &err))
+    return hvg_httpd_resp_error(resp, 503, "the store is not available");
+  return hvg_httpd_resp_send(resp, 200, "text/plain", "ready\n", 6);
+}
+
+static int http__metrics(void *ctx, const hvg_httpd_req *req,
+                         hvg_httpd_resp *resp) {
+  serve_http *h = ctx;
+  (void)req;
+  store_partner_stats s[256];
+  size_t n = 0;
+  hvg_err err;
+  if (!store_stats(h->st, store_now_ms(), s, 256, &n, NULL, &err))
+    for (size_t i = 0; i < n; i++) {
+      const char *lv[] = {s[i].partner};
+      hvg_metric_set(h->pending, lv, (double)s[i].pending);
+      hvg_metric_set(h->in_flight, lv, (double)s[i].in_flight);
+      hvg_metric_set(h->dead, lv, (double)s[i].dead);
+      hvg_metric_set(h->oldest, lv, (double)s[i].oldest_pending_age_ms / 1000);
+    }
+  hvg_buf b;
+  hvg_buf_init(&b, (size_t)16 << 20);
+  int rc = hvg_metrics_render(h->m, &b);
+  if (!rc)
+    rc = hvg_httpd_resp_header(resp, "Content-Type", HVG_METRICS_CONTENT_TYPE);
+  if (!rc)
+    rc = hvg_httpd_resp_body_buf(resp, &b);
+  hvg_buf_free(&b);
+  return rc;
+}
+
+/* "Bearer TOKEN" whose SHA-256 is the configured hash (constant time). */
+static int http__token_ok(const hvg_httpd_req *req, const char *want_hex) {
+  const char *a = hvg_httpd_header(req, "Authorization");
+  if (!a || strncasecmp(a, "Bearer ", 7) || !want_hex)
+    return 0;
+  unsigned char md[32];
+  unsigned int ml = 0;
+  if (!EVP_Digest(a + 7, strlen(a + 7), md, &ml, EVP_sha256(), NULL) ||
+      ml != 32)
+    return 0;
+  char hex[65];
+  for (int i = 0; i < 32; i++)
+    snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  return CRYPTO_memcmp(hex, want_hex, 64) == 0;
+}
+
+/* The value of `key` in a query string (not decoded: source names are
+ * plain), copied into out[cap]; 0 when absent. */
+static int http__query(const char *q, const char *key, char *out, size_t cap) {
+  size_t kl = strlen(key);
+  for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
+    if (!strncmp(p, key, kl) && p[kl] == '=') {
+      size_t n = strcspn(p + kl + 1, "&");
+      if (n >= cap)
+        return 0;
+      memcpy(out, p + kl + 1, n);
+      out[n] = '\0';
+      return 1;
+    }
+  return 0;
+}
+
+/* POST /hv/{program}/records?source=NAME: the body is an export in a format
+ * the program's mapping reads. 202 once every accepted record is durable,
+ * with the same per-record report as `hvgate ingest`. */
+static int http__intake(void *ctx, const hvg_httpd_req *req,
+                        hvg_httpd_resp *resp) {
+  serve_http *h = ctx;
+  const char *pid = hvg_httpd_path_param(req, "program");
+  const hvg_program *prog = hvg_config_program(h->cfg, pid);
+  if (!prog)
+    return hvg_httpd_resp_error(resp, 404, "no such program");
+  if (!prog->intake_token_sha256)
+    return hvg_httpd_resp_error(resp, 403, "intake over HTTP is not enabled "
+                                           "for this program");
+  if (!http__token_ok(req, prog->intake_token_sha256)) {
+    int rc = hvg_httpd_resp_error(resp, 401, "a valid bearer token is needed");
+    return rc ? rc : hvg_httpd_resp_header(resp, "WWW-Authenticate", "Bearer");
+  }
+  char source[128] = "";
+  int has_source = http__query(req->query, "source", source, sizeof source);
+  char *text = NULL;
+  size_t tlen = 0;
+  FILE *issues = open_memstream(&text, &tlen);
+  if (!issues)
+    return HVG_ENOMEM;
+  char today[11];
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(today, sizeof today, "%Y-%m-%d", &tm);
+  hvg_ingest *x = NULL;
+  hvg_err err;
+  hvg_err_clear(&err);
+  hvg_run_stats st = {0, 0, 0, 0};
+  int code = hvg_ingest_new(&x, h->cfg, prog, today, issues, &err)
+                 ? HVG_EXIT_IOERR
+                 : hvg_ingest_mem(x, has_source ? source : NULL, "body",
+                                  req->body, req->body_len, &st);
+  fclose(issues);
+  cJSON *o = cJSON_CreateObject();
+  cJSON *lines = cJSON_AddArrayToObject(o, "issues");
+  for (char *l = text, *e; l && *l; l = e + 1) {
+    e = strchr(l, '\n');
+    if (!e)
+      e = l + strlen(l) - 1;
+    else
+      *e = '\0';
+    cJSON_AddItemToArray(lines, cJSON_CreateString(l));
+  }
+  const hvg_ingest_counts *k = x ? hvg_ingest_counts_get(x) : NULL;
+  cJSON_AddNumberToObject(o, "records", (double)st.records);
+  cJSON_AddNumberToObject(o, "rejected", (double)st.rejected);
+  if (k) {
+    cJSON_AddNumberToObject(o, "new", (double)k->fresh);
+    cJSON_AddNumberToObject(o, "changed", (double)k->changed);
+    cJSON_AddNumberToObject(o, "unchanged", (double)k->unchanged);
+    cJSON_AddNumberToObject(o, "queued", (double)k->queued);
+    cJSON_AddNumberToObject(o, "withheld_consent", (double)k->withheld_consent);
+    cJSON_AddNumberToObject(o, "withheld_sensitive",
+                            (double)k->withheld_sensitive);
+  }
+  int status = code == HVG_EXIT_OK || code == HVG_EXIT_DATAERR ? 202
+               : code == HVG_EXIT_USAGE || code == HVG_EXIT_CONFIG ||
+                       code == HVG_EXIT_NOINPUT
+                   ? 400
+                   : 503;
+  const char *result = status == 202 ? "stored" : "not stored";
+  cJSON_AddStringToObject(o, "result", result);
+  const char *lv[] = {prog->id, status == 202 ? "stored" : "failed"};
+  hvg_metric_add(h->intake, lv, (double)(st.records - st.rejected));
+  char *body = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  free(text);
+  hvg_ingest_free(x);
+  if (!body)
+    return HVG_ENOMEM;
+  int rc = hvg_httpd_resp_send(resp, status, "application/json", body,
+                               strlen(body));
+  free(body);
+  return rc;
+}
+
+/* Registers the metric families and routes; 0 or an error. */
+static int http__setup(serve_http *h, hvg_httpd *s, hvg_err *err) {
+  static const char *const by_partner[] = {"partner", NULL};
+  static const char *const intake_l[] = {"program", "result", NULL};
+  int rc = hvg_metrics_gauge(h->m, "hvgate_queue_pending",
+                             "Records waiting to be delivered", by_partner,
+                             &h->pending, err);
+  if (!rc)
+    rc = hvg_metrics_gauge(h->m, "hvgate_queue_in_flight",
+                           "Records being delivered", by_partner,
+                           &h->in_flight, err);
+  if (!rc)
+    rc = hvg_metrics_gauge(h->m, "hvgate_dead_letters",
+                           "Records refused by the partner, awaiting replay",
+                           by_partner, &h->dead, err);
+  if (!rc)
+    rc = hvg_metrics_gauge(h->m, "hvgate_oldest_pending_seconds",
+                           "Age of the oldest record waiting", by_partner,
+                           &h->oldest, err);
+  if (!rc)
+    rc = hvg_metrics_counter(h->m, "hvgate_intake_records_total",
+                             "Records received over HTTP", intake_l,
+                             &h->intake, err);
+  if (!rc)
+    rc = hvg_httpd_route(s, "GET /healthz", http__healthz, h, err);
+  if (!rc)
+    rc = hvg_httpd_route(s, "GET /readyz", http__readyz, h, err);
+  if (!rc)
+    rc = hvg_httpd_route(s, "GET /metrics", http__metrics, h, err);
+  if (!rc)
+    rc = hvg_httpd_route(s, "POST /hv/{program}/records", http__intake, h,
+                         err);
+  return rc;
 }
 
 static void serve__usage(FILE *f) {
@@ -161,6 +370,10 @@ int hvg_cli_serve(int argc, char **argv) {
   hvg_err_clear(&err);
   store *st = NULL; /* the daemon's own handle: migrations, status */
   int lockfd = -1;
+  hvg_httpd *httpd = NULL;
+  serve_http hs;
+  memset(&hs, 0, sizeof hs);
+  hvg_deliver_obs *obs = NULL;
   code = HVG_EXIT_OK;
   if (hvg_config_open_store(cfg, &st, &err)) {
     fprintf(stderr, "hvgate: cannot open the store %s: %s\n", cfg->store_path,
@@ -185,6 +398,19 @@ int hvg_cli_serve(int argc, char **argv) {
     code = HVG_EXIT_IOERR;
     goto out;
   }
+  /* the HTTP side: intake, health, metrics */
+  hs.cfg = cfg;
+  hvg_httpd_opts ho;
+  memset(&ho, 0, sizeof ho);
+  ho.listen = cfg->listen;
+  if (hvg_metrics_new(&hs.m, &err) ||
+      hvg_config_open_store_opts(cfg, &hs.st, 1, &err) ||
+      hvg_httpd_new(&httpd, &ho, &err) || http__setup(&hs, httpd, &err) ||
+      hvg_httpd_start(httpd, &err)) {
+    fprintf(stderr, "hvgate: HTTP on %s: %s\n", cfg->listen, err.msg);
+    code = HVG_EXIT_UNAVAILABLE;
+    goto out;
+  }
   size_t nw = 0;
   for (size_t i = 0; i < cfg->n_partners; i++)
     nw += (size_t)cfg->partners[i].workers;
@@ -200,6 +426,34 @@ int hvg_cli_serve(int argc, char **argv) {
     free(ws);
     code = HVG_EXIT_SOFTWARE;
     goto out;
+  }
+  hvg_metric *deliv = NULL, *lat = NULL;
+  static const char *const dl[] = {"partner", "outcome", NULL};
+  static const char *const pl[] = {"partner", NULL};
+  static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                  0.5,   1,    2.5,   5,    10,  30};
+  obs = calloc(cfg->n_partners ? cfg->n_partners : 1, sizeof *obs);
+  if (!obs ||
+      hvg_metrics_counter(hs.m, "hvgate_deliveries_total",
+                          "Delivery attempts by outcome", dl, &deliv, &err) ||
+      hvg_metrics_histogram(hs.m, "hvgate_delivery_seconds",
+                            "Time to deliver one Bundle", pl, bounds,
+                            sizeof bounds / sizeof *bounds, &lat, &err)) {
+    free(ws);
+    free(holds);
+    code = HVG_EXIT_SOFTWARE;
+    goto out;
+  }
+  for (size_t i = 0; i < cfg->n_partners; i++) {
+    const char *id = cfg->partners[i].id;
+    const char *v1[] = {id, "delivered"}, *v2[] = {id, "retry"},
+               *v3[] = {id, "dead_letter"}, *v4[] = {id, "auth_failure"},
+               *v5[] = {id};
+    hvg_metric_series(deliv, v1, &obs[i].delivered);
+    hvg_metric_series(deliv, v2, &obs[i].retried);
+    hvg_metric_series(deliv, v3, &obs[i].dead);
+    hvg_metric_series(deliv, v4, &obs[i].auth_failed);
+    hvg_metric_series(lat, v5, &obs[i].latency);
   }
   size_t k = 0;
   for (size_t i = 0; i < cfg->n_partners; i++) {
@@ -221,14 +475,15 @@ int hvg_cli_serve(int argc, char **argv) {
         code = HVG_EXIT_SOFTWARE;
         break;
       }
+      w->d.obs = &obs[i];
       w->started = 1;
     }
   }
   if (code == HVG_EXIT_OK)
     fprintf(stderr,
             "{\"level\":\"info\",\"event\":\"started\",\"partners\":%zu,"
-            "\"workers\":%zu}\n",
-            cfg->n_partners, nw);
+            "\"workers\":%zu,\"http_port\":%d}\n",
+            cfg->n_partners, nw, hvg_httpd_port(httpd));
   time_t t0 = time(NULL);
   while (code == HVG_EXIT_OK && !serve_stop) {
     struct timespec ts = {0, 200 * 1000000L};
@@ -254,6 +509,7 @@ int hvg_cli_serve(int argc, char **argv) {
     }
   }
   atomic_store(&stop, 1);
+  hvg_httpd_stop(httpd); /* finishes the requests in flight */
   hvg_deliver_counts tot = {0, 0, 0, 0, 0, 0};
   for (size_t i = 0; i < nw; i++) {
     if (ws[i].started)
@@ -271,6 +527,10 @@ int hvg_cli_serve(int argc, char **argv) {
   free(ws);
   free(holds);
 out:
+  hvg_httpd_free(httpd);
+  store_close(hs.st);
+  hvg_metrics_free(hs.m);
+  free(obs);
   if (lockfd >= 0)
     close(lockfd); /* releases the lock */
   store_close(st);

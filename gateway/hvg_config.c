@@ -504,9 +504,23 @@ int hvg_config_load(hvg_config **out, const char *path, unsigned flags,
         char p[64];
         snprintf(p, sizeof p, "/programs/%zu", c->n_programs);
         hvg_program *pg = &c->programs[c->n_programs];
-        static const char *const pk[] = {"id", "mapping", NULL};
+        static const char *const pk[] = {"id", "mapping",
+                                         "intake_token_sha256",
+                                         HVG__SECRET_KEYS, NULL};
         hvg_jconf_only(&l, it, p, pk);
+        hvg__no_secrets(&l, it, p);
         pg->id = hvg_jconf_str(&l, it, "id", p, 1);
+        pg->intake_token_sha256 =
+            hvg_jconf_str(&l, it, "intake_token_sha256", p, 0);
+        const char *h = pg->intake_token_sha256;
+        size_t hl = h ? strspn(h, "0123456789abcdef") : 0;
+        if (h && (hl != 64 || h[hl])) {
+          char hp[96];
+          snprintf(hp, sizeof hp, "%s/intake_token_sha256", p);
+          hvg_jconf_err(&l, hp,
+                        "must be the SHA-256 of the token as 64 lower-case "
+                        "hex digits (sha256sum), not the token");
+        }
         const char *m = hvg_jconf_str(&l, it, "mapping", p, 1);
         pg->mapping = m ? hvg_jconf_relpath(&l, path, m) : NULL;
         if (pg->id && !hvg__id_ok(pg->id))

@@ -61,6 +61,10 @@ typedef struct hvg_partner {
 typedef struct hvg_program {
   const char *id;
   const char *mapping; /* path, resolved against the config file */
+  /* SHA-256 (hex) of the bearer token that may POST this program's records
+   * to the daemon; NULL: intake over HTTP is off for the program. Only the
+   * hash is configured, never the token. */
+  const char *intake_token_sha256;
   hv_mapping *map;     /* loaded; owned by the config */
   hv_catalog *cat;     /* its catalogues; owned by the config */
 } hvg_program;

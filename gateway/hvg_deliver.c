@@ -1,6 +1,8 @@
 #define _GNU_SOURCE /* memmem */
 #include "hvg_deliver.h"
 
+#include "hvg_metrics.h"
+
 #include <cjson/cJSON.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -587,6 +589,16 @@ int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
     d->n.dead += o[i].kind == STORE_DEAD;
     if (o[i].kind == STORE_DELIVERED)
       d->n.latency_sum_s += x->ms / 1000;
+    if (d->obs) {
+      hvg_series *c = o[i].kind == STORE_DELIVERED ? d->obs->delivered
+                      : o[i].kind == STORE_DEAD    ? d->obs->dead
+                      : x->event                   ? d->obs->retried
+                                                   : d->obs->auth_failed;
+      if (c)
+        hvg_series_add(c, 1);
+      if (o[i].kind == STORE_DELIVERED && d->obs->latency)
+        hvg_series_observe(d->obs->latency, x->ms / 1000);
+    }
     if (x->event)
       hvg__log(d, x->level, x->event, &items[i], x->status,
                o[i].kind == STORE_DELIVERED ? NULL : x->text, x->ms);

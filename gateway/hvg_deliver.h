@@ -50,8 +50,15 @@ typedef struct hvg_partner_hold {
 /* An idle hold (not held, first pause HVG_DELIVER_HOLD_MS). */
 void hvg_partner_hold_init(hvg_partner_hold *h);
 
+/* Metrics the daemon exposes, one series per partner (NULL: not kept). */
+typedef struct hvg_deliver_obs {
+  struct hvg_series *delivered, *retried, *dead, *auth_failed;
+  struct hvg_series *latency; /* histogram, seconds */
+} hvg_deliver_obs;
+
 typedef struct hvg_deliverer {
   const hvg_partner *p;
+  const hvg_deliver_obs *obs; /* may be NULL; set after init */
   store *st;
   hvg_http *http;
   hvg_auth auth;

@@ -12,7 +12,10 @@
 //     wrong key gets 401, the partner is held and reported once, nothing is
 //     lost, and everything goes once the key is fixed; an expired token is
 //     refreshed once;
-//  6. records about families without consent are not sent, and are reported.
+//  6. records about families without consent are not sent, and are reported;
+//  7. the daemon's HTTP side: POST /hv/{program}/records with a bearer token
+//     stores records durably (202 with the per-record report), a wrong
+//     token gets 401; /healthz, /readyz and /metrics answer.
 // usage: deliver.js HVGATE SOURCE_DIR WORK_DIR
 'use strict';
 const { spawn, spawnSync } = require('child_process');
@@ -87,6 +90,7 @@ async function search(peer, type, system, value, token) {
 function config(name, port, partnerAuth, extra = {}) {
   const c = JSON.parse(fs.readFileSync(path.join(src, 'conf/hvgate.json'), 'utf8'));
   c.store = { sqlite: path.join(work, `${name}.db`) };
+  c.listen = '127.0.0.1:0';
   c.programs[0].mapping = path.join(src, 'conf/mappings/program-export.json');
   for (const p of c.partners) {
     p.base_url = `http://127.0.0.1:${port}/fhir/R4`;
@@ -258,6 +262,62 @@ async function exactlyOnce(peer, delivered, token) {
   check(res.rc === 0, 'SIGTERM: clean exit', res.err.slice(-300));
   check(events(res.err, 'delivered').length === 1 && events(res.err, 'partner_auth_failed').length === 0,
     'ES384 key, token expired on the server: one refresh, delivered');
+  await stopPeer(peer);
+
+  // ---- 7: intake over HTTP, health and metrics ------------------------
+  peer = await startPeer(['--auth', 'none']);
+  const token = 'intake-test-token-7';
+  const hash = require('crypto').createHash('sha256').update(token).digest('hex');
+  const cfgHttp = config('http', peer.port, { type: 'none' });
+  const ch = JSON.parse(fs.readFileSync(cfgHttp, 'utf8'));
+  ch.programs[0].intake_token_sha256 = hash;
+  fs.writeFileSync(cfgHttp, JSON.stringify(ch));
+  const cq = Number((run(['ingest', '-c', cfgHttp, path.join(sample, 'consents.csv')]).err
+    .match(/(\d+) deliveries queued/) || [])[1]);
+  sv = serveAsync(cfgHttp);
+  let hport = 0;
+  for (let i = 0; i < 100 && !hport; i++) {
+    await sleep(50);
+    const st = events(sv.log(), 'started');
+    if (st.length) hport = st[0].http_port;
+  }
+  check(hport > 0, `serve listens for HTTP (port ${hport})`);
+  const post = (tok, q, body) => new Promise((resolve, reject) => {
+    const h = http.request({ host: '127.0.0.1', port: hport, method: 'POST', path: `/hv/sunrise-hv/records${q}`,
+      headers: Object.assign({ 'content-type': 'text/csv' }, tok ? { authorization: `Bearer ${tok}` } : {}) }, (res) => {
+      let b = '';
+      res.on('data', (c) => { b += c; });
+      res.on('end', () => resolve({ status: res.statusCode, body: b }));
+    });
+    h.on('error', reject);
+    h.end(body);
+  });
+  const csvBody = fs.readFileSync(path.join(sample, 'screenings.csv'));
+  let hr = await post('wrong-token', '?source=screenings', csvBody);
+  check(hr.status === 401, `intake with a wrong token: 401 (${hr.status})`);
+  hr = await post(null, '?source=screenings', csvBody);
+  check(hr.status === 401, `intake without a token: 401 (${hr.status})`);
+  hr = await post(token, '?source=screenings', csvBody);
+  const rep = hr.status === 202 ? JSON.parse(hr.body) : {};
+  check(hr.status === 202 && rep.records === 157 && rep.rejected === 6 && rep.new === 151,
+    `intake: 202, 157 records, 6 rejected, 151 stored (${hr.status} ${hr.body.slice(0, 200)})`);
+  check((rep.issues || []).some((l) => l.startsWith('body:5: screen_date: 2026-02-30 does not exist')),
+    'intake reports rejected rows as body:line: field: reason');
+  const getText = (p) => new Promise((resolve) => http.get({ host: '127.0.0.1', port: hport, path: p },
+    (res) => { let b = ''; res.on('data', (c) => { b += c; }); res.on('end', () => resolve({ status: res.statusCode, body: b })); }));
+  const want = cq + rep.queued; /* the consents ingested before, and these */
+  for (let i = 0; i < 200 && events(sv.log(), 'delivered').length < want; i++) await sleep(100);
+  check(rep.queued > 0 && events(sv.log(), 'delivered').length === want,
+    `records posted over HTTP are delivered (${events(sv.log(), 'delivered').length} of ${want})`);
+  check((await getText('/healthz')).status === 200, '/healthz: 200');
+  check((await getText('/readyz')).status === 200, '/readyz: 200');
+  const met = await getText('/metrics');
+  check(met.status === 200 && /hvgate_deliveries_total\{partner="riverside-peds",outcome="delivered"\} [1-9]/.test(met.body) &&
+    /hvgate_queue_pending\{partner="riverside-peds"\} 0/.test(met.body) && /hvgate_delivery_seconds_bucket/.test(met.body),
+    '/metrics: deliveries, queue depth, latency', met.body.slice(0, 400));
+  sv.proc.kill('SIGTERM');
+  res = await sv.done;
+  check(res.rc === 0, 'SIGTERM with HTTP: clean exit');
   await stopPeer(peer);
 
   console.log(failures ? `deliver: ${failures} failed` : 'deliver: ok');

@@ -51,6 +51,7 @@ function get(port, p) {
   const cfg = path.join(work, 'hvgate.json');
   fs.writeFileSync(cfg, JSON.stringify({
     store: { sqlite: path.join(work, 'hvgate.db') },
+    listen: '127.0.0.1:0',
     programs: [{ id: 'sunrise-hv', mapping: path.join(src, 'conf/mappings/program-export.json') }],
     partners: [{
       id: 'all-practices', organization_ids: [...npis], base_url: `http://127.0.0.1:${port}/fhir/R4`,
