@@ -365,7 +365,8 @@ int hvg_cli_serve(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  store_opts so = {.full_sync = cfg->store_full_sync};
+  /* workers need little cache: each claims a few heads and writes back */
+  store_opts so = {.full_sync = cfg->store_full_sync, .cache_mib = 4};
   hvg_err err;
   hvg_err_clear(&err);
   store *st = NULL; /* the daemon's own handle: migrations, status */
@@ -375,7 +376,7 @@ int hvg_cli_serve(int argc, char **argv) {
   memset(&hs, 0, sizeof hs);
   hvg_deliver_obs *obs = NULL;
   code = HVG_EXIT_OK;
-  if (hvg_config_open_store(cfg, &st, &err)) {
+  if (hvg_config_open_store_opts(cfg, &st, 0, 4, &err)) {
     fprintf(stderr, "hvgate: cannot open the store %s: %s\n", cfg->store_path,
             err.msg);
     code = err.code == HVG_ECONFIG ? HVG_EXIT_CONFIG : HVG_EXIT_IOERR;
@@ -404,7 +405,7 @@ int hvg_cli_serve(int argc, char **argv) {
   memset(&ho, 0, sizeof ho);
   ho.listen = cfg->listen;
   if (hvg_metrics_new(&hs.m, &err) ||
-      hvg_config_open_store_opts(cfg, &hs.st, 1, &err) ||
+      hvg_config_open_store_opts(cfg, &hs.st, 1, 4, &err) ||
       hvg_httpd_new(&httpd, &ho, &err) || http__setup(&hs, httpd, &err) ||
       hvg_httpd_start(httpd, &err)) {
     fprintf(stderr, "hvgate: HTTP on %s: %s\n", cfg->listen, err.msg);

@@ -627,7 +627,8 @@ const hvg_program *hvg_config_program(const hvg_config *c, const char *id) {
 }
 
 int hvg_config_open_store_opts(const hvg_config *c, store **st,
-                               int inline_checkpoint, hvg_err *err) {
+                               int inline_checkpoint, int cache_mib,
+                               hvg_err *err) {
   *st = NULL;
   const char *slash = strrchr(c->store_path, '/');
   if (slash && slash != c->store_path) {
@@ -639,10 +640,11 @@ int hvg_config_open_store_opts(const hvg_config *c, store **st,
                          strerror(errno));
   }
   store_opts so = {.full_sync = c->store_full_sync,
-                   .inline_checkpoint = inline_checkpoint};
+                   .inline_checkpoint = inline_checkpoint,
+                   .cache_mib = cache_mib};
   return store_open(st, c->store_path, &so, err);
 }
 
 int hvg_config_open_store(const hvg_config *c, store **st, hvg_err *err) {
-  return hvg_config_open_store_opts(c, st, 0, err);
+  return hvg_config_open_store_opts(c, st, 0, 0, err);
 }

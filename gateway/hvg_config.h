@@ -114,10 +114,12 @@ struct store;
 int hvg_config_open_store(const hvg_config *c, struct store **st,
                           hvg_err *err);
 
-/* The same for a handle that mostly reads: no checkpoint thread of its own
- * (one writer's is enough; two would contend for the same fsyncs). */
+/* The same with store options: inline_checkpoint for a handle that mostly
+ * reads (one writer's checkpoint thread is enough; two would contend for
+ * the same fsyncs), cache_mib to bound its page cache (0: the default). */
 int hvg_config_open_store_opts(const hvg_config *c, struct store **st,
-                               int inline_checkpoint, hvg_err *err);
+                               int inline_checkpoint, int cache_mib,
+                               hvg_err *err);
 const hvg_program *hvg_config_program(const hvg_config *c, const char *id);
 
 #endif

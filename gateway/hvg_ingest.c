@@ -348,7 +348,7 @@ int hvg_ingest_new(hvg_ingest **out, const hvg_config *cfg,
   }
   pthread_mutex_init(&x->mu, NULL);
   pthread_cond_init(&x->cv, NULL);
-  int rc = hvg_config_open_store_opts(cfg, &x->st, 1, err);
+  int rc = hvg_config_open_store_opts(cfg, &x->st, 1, 0, err);
   if (!rc)
     rc = hvg_config_open_store(cfg, &x->wst, err);
   if (!rc && hv_tofhir_init(&x->tf, prog->map, prog->cat))

@@ -55,6 +55,9 @@ typedef struct store_opts {
    * handle, so commits do not wait for it. 1: checkpoint inside the commit
    * that fills the log (SQLite's default; no thread). */
   int inline_checkpoint;
+  /* Page cache of the handle in MiB; <= 0 means 32. Memory stays bounded by
+   * the sum over handles, whatever the size of the store. */
+  int cache_mib;
 } store_opts;
 
 /* Open (creating if needed) the store at `path`: a file path, or ":memory:"

@@ -761,9 +761,14 @@ int store_open(store **out, const char *path, const store_opts *opts,
                   "PRAGMA foreign_keys=ON;"
                   "PRAGMA recursive_triggers=ON;"
                   "PRAGMA journal_size_limit=67108864;"
-                  "PRAGMA cache_size=-32768;"
                   "PRAGMA temp_store=MEMORY",
                   "store.open", err);
+  if (!rc) { /* page cache per handle: what bounds a daemon's memory */
+    char q[64];
+    int mib = opts && opts->cache_mib > 0 ? opts->cache_mib : 32;
+    snprintf(q, sizeof q, "PRAGMA cache_size=-%d", mib * 1024);
+    rc = exec_sql(st, q, "store.open", err);
+  }
   if (rc)
     goto fail;
   char fk[8];
