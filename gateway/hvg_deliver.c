@@ -184,6 +184,19 @@ static void hvg__identifier(const char *ine, char *out, size_t cap) {
  * the conditional creates of resources the partner already has into
  * updates of those ids. *body gets the text to send: the item's own bytes
  * when nothing changed (owned = 0) or a new string the caller frees. */
+/* Fills the next entry from a Bundle entry's request object; returns it. */
+static hvg__entry *hvg__entry_from(const cJSON *req, hvg__entry *ents,
+                                   size_t *n_ents) {
+  const cJSON *url = cJSON_GetObjectItemCaseSensitive(req, "url");
+  const cJSON *ine = cJSON_GetObjectItemCaseSensitive(req, "ifNoneExist");
+  hvg__entry *en = &ents[(*n_ents)++];
+  snprintf(en->type, sizeof en->type, "%s",
+           cJSON_IsString(url) ? url->valuestring : "");
+  hvg__identifier(cJSON_IsString(ine) ? ine->valuestring : NULL,
+                  en->identifier, sizeof en->identifier);
+  return en;
+}
+
 /* The entries' requests of a Bundle the gateway wrote, without parsing the
  * whole document: each "request" object is small, the resources are not
  * (this runs for every delivery, so it stays off the allocator). Returns 0,
@@ -213,15 +226,10 @@ static int hvg__requests(const char *js, size_t len, hvg__entry *ents,
     if (q >= end)
       return -1;
     cJSON *req = cJSON_ParseWithLength(o, (size_t)(q - o) + 1);
-    const cJSON *url = cJSON_GetObjectItemCaseSensitive(req, "url");
-    const cJSON *ine = cJSON_GetObjectItemCaseSensitive(req, "ifNoneExist");
-    hvg__entry *en = &ents[(*n_ents)++];
-    snprintf(en->type, sizeof en->type, "%s",
-             cJSON_IsString(url) ? url->valuestring : "");
-    hvg__identifier(cJSON_IsString(ine) ? ine->valuestring : NULL,
-                    en->identifier, sizeof en->identifier);
+    int ok = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(req, "url"));
+    hvg__entry_from(req, ents, n_ents);
     cJSON_Delete(req);
-    if (!url)
+    if (!ok)
       return -1;
     p = q;
   }
@@ -252,13 +260,7 @@ static int hvg__prepare(hvg_deliverer *d, const store_item *it,
       break;
     cJSON *req = cJSON_GetObjectItemCaseSensitive(e, "request");
     cJSON *res = cJSON_GetObjectItemCaseSensitive(e, "resource");
-    const cJSON *url = cJSON_GetObjectItemCaseSensitive(req, "url");
-    const cJSON *ine = cJSON_GetObjectItemCaseSensitive(req, "ifNoneExist");
-    hvg__entry *en = &ents[(*n_ents)++];
-    snprintf(en->type, sizeof en->type, "%s",
-             cJSON_IsString(url) ? url->valuestring : "");
-    hvg__identifier(cJSON_IsString(ine) ? ine->valuestring : NULL,
-                    en->identifier, sizeof en->identifier);
+    const hvg__entry *en = hvg__entry_from(req, ents, n_ents);
     if (it->version <= 1 || !en->identifier[0])
       continue;
     hvg_buf_reset(&id);
