@@ -15,7 +15,13 @@
 //  6. records about families without consent are not sent, and are reported;
 //  7. the daemon's HTTP side: POST /hv/{program}/records with a bearer token
 //     stores records durably (202 with the per-record report), a wrong
-//     token gets 401; /healthz, /readyz and /metrics answer.
+//     token gets 401; /healthz, /readyz and /metrics answer;
+//  8. a Bundle the server refuses (422) becomes a dead letter with the
+//     server's OperationOutcome, and `hvgate replay` sends it again;
+//  9. a static bearer token (from a file) is sent and accepted;
+// 10. TLS: the peer's certificate is verified against the partner's CA
+//     file, mutual TLS with a client certificate; without the CA file or
+//     without the client certificate nothing is sent (and nothing lost).
 // usage: deliver.js HVGATE SOURCE_DIR WORK_DIR
 'use strict';
 const { spawn, spawnSync } = require('child_process');
@@ -318,6 +324,78 @@ async function exactlyOnce(peer, delivered, token) {
   sv.proc.kill('SIGTERM');
   res = await sv.done;
   check(res.rc === 0, 'SIGTERM with HTTP: clean exit');
+  await stopPeer(peer);
+
+  // ---- 8: dead letter and replay -----------------------------------------
+  peer = await startPeer(['--auth', 'none']);
+  const cfgDead = config('dead', peer.port, { type: 'none' });
+  r = ingest(cfgDead, sampleFiles);
+  const q8 = Number((r.err.match(/(\d+) deliveries queued/) || [])[1]);
+  await req(peer.port, 'POST', '/_peer/fault', { status: 422, count: 1 });
+  r = run(['serve', '-c', cfgDead, '--drain', '--timeout', '60']);
+  const dl = events(r.err, 'dead_letter');
+  check(r.rc === 0 && dl.length === 1 && dl[0].http_status === 422 && events(r.err, 'delivered').length === q8 - 1,
+    `a refused Bundle becomes one dead letter, the others go (${dl.length}, ${events(r.err, 'delivered').length})`);
+  check(dl.length === 1 && /injected fault/.test(dl[0].detail || ''), 'the dead letter keeps the server\'s diagnostics', JSON.stringify(dl[0]));
+  let stt = run(['status', '-c', cfgDead]);
+  check(/riverside-peds\s+0\s+0\s+1\s/.test(stt.out) || /county-ei\s+0\s+0\s+1\s/.test(stt.out), 'status shows the dead letter', stt.out);
+  r = run(['replay', '-c', cfgDead, '--all']);
+  check(r.rc === 0 && /1 dead letter queued again/.test(r.out), 'replay --all queues it again', r.out + r.err);
+  r = run(['serve', '-c', cfgDead, '--drain', '--timeout', '60']);
+  check(events(r.err, 'delivered').length === 1, 'the replayed Bundle is delivered');
+  check((await exactlyOnce(peer, dl.map((e) => ({ record_type: e.record_type, record_id: e.record_id })))) === 0,
+    'the replayed record is on the server once');
+  await stopPeer(peer);
+
+  // ---- 9: static bearer token ---------------------------------------------
+  const tokFile = path.join(work, 'bearer.token');
+  fs.writeFileSync(tokFile, 'static-token-for-the-peer\n');
+  peer = await startPeer(['--auth', 'bearer', '--bearer-token-file', tokFile]);
+  const cfgBearer = config('bearer', peer.port, { type: 'bearer', token_file: tokFile });
+  r = ingest(cfgBearer, [path.join(sample, 'consents.csv')]);
+  const q9 = Number((r.err.match(/(\d+) deliveries queued/) || [])[1]);
+  r = run(['serve', '-c', cfgBearer, '--drain', '--timeout', '60']);
+  check(r.rc === 0 && q9 > 0 && events(r.err, 'delivered').length === q9, `bearer token: ${q9} delivered`, r.err.slice(-300));
+  await stopPeer(peer);
+
+  // ---- 10: TLS and mutual TLS -------------------------------------------
+  const ossl = (...a) => spawnSync('openssl', a, { cwd: work, encoding: 'utf8' });
+  ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=hvgate test CA');
+  const leaf = (name, ext) => {
+    ossl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    fs.writeFileSync(path.join(work, `${name}.ext`), ext);
+    ossl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+      '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
+  };
+  leaf('server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  leaf('client', 'extendedKeyUsage=clientAuth\n');
+  const w = (f) => path.join(work, f);
+  peer = await startPeer(['--auth', 'none', '--tls-cert', w('server.pem'), '--tls-key', w('server.key'), '--tls-ca', w('ca.pem')]);
+  const tlsCfg = (tls) => {
+    const f = config('tls', peer.port, { type: 'none' });
+    const c = JSON.parse(fs.readFileSync(f, 'utf8'));
+    for (const p of c.partners) {
+      p.base_url = `https://127.0.0.1:${peer.port}/fhir/R4`;
+      if (tls) p.tls = tls;
+    }
+    fs.writeFileSync(f, JSON.stringify(c));
+    return f;
+  };
+  let cfgTls = tlsCfg({ ca_file: w('ca.pem') }); /* no client certificate */
+  r = ingest(cfgTls, [path.join(sample, 'consents.csv')]);
+  const q10 = Number((r.err.match(/(\d+) deliveries queued/) || [])[1]);
+  r = run(['serve', '-c', cfgTls, '--drain', '--timeout', '3']);
+  check(r.rc === 69 && events(r.err, 'delivered').length === 0 && events(r.err, 'retry').length > 0,
+    'mutual TLS: without a client certificate nothing is sent, it is retried', r.err.slice(-300));
+  cfgTls = tlsCfg(null); /* the system's CAs do not know the test CA */
+  r = run(['serve', '-c', cfgTls, '--drain', '--timeout', '3']);
+  check(r.rc === 69 && events(r.err, 'delivered').length === 0 &&
+    events(r.err, 'retry').some((e) => /certificate|SSL/i.test(e.detail || '')),
+    'TLS: a server certificate the partner\'s CAs do not vouch for is refused', r.err.slice(-300));
+  cfgTls = tlsCfg({ ca_file: w('ca.pem'), client_cert_file: w('client.pem'), client_key_file: w('client.key') });
+  r = run(['serve', '-c', cfgTls, '--drain', '--timeout', '60']);
+  check(r.rc === 0 && q10 > 0 && events(r.err, 'delivered').length === q10,
+    `TLS verified with the partner's CA and a client certificate: ${q10} delivered`, r.err.slice(-300));
   await stopPeer(peer);
 
   console.log(failures ? `deliver: ${failures} failed` : 'deliver: ok');
