@@ -11,6 +11,7 @@
 #include "store.h"
 
 #include <cjson/cJSON.h>
+#include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -30,6 +31,26 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t serve_stop; /* set by SIGTERM / SIGINT */
+
+/* libevent's own warnings, as JSON log lines like everything the daemon
+ * says (they name sockets and errors, never request contents). */
+static void serve__evlog(int severity, const char *msg) {
+  fputs("{\"level\":\"", stderr);
+  fputs(severity >= EVENT_LOG_ERR    ? "error"
+        : severity >= EVENT_LOG_WARN ? "warn"
+                                     : "debug",
+        stderr);
+  fputs("\",\"event\":\"libevent\",\"detail\":\"", stderr);
+  for (const unsigned char *c = (const unsigned char *)msg; c && *c; c++) {
+    if (*c == '"' || *c == '\\')
+      fprintf(stderr, "\\%c", *c);
+    else if (*c < 0x20)
+      fprintf(stderr, "\\u%04x", *c);
+    else
+      fputc(*c, stderr);
+  }
+  fputs("\"}\n", stderr);
+}
 
 static void serve__on_signal(int sig) {
   (void)sig;
@@ -358,6 +379,7 @@ int hvg_cli_serve(int argc, char **argv) {
   if (code >= 0)
     return code;
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  event_set_log_callback(serve__evlog);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = serve__on_signal;
