@@ -430,6 +430,30 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
   sl->o.item = it;
   sl->status = 0;
   sl->ms = -1;
+  /* the consent it was queued under must still hold when it leaves: a
+   * family that revoked or let it expire since is not disclosed */
+  if (it->consent_id) {
+    char today[11];
+    time_t t = (time_t)(now / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(today, sizeof today, "%Y-%m-%d", &tm);
+    int act = store_consent_active(d->st, it->program, it->consent_id, today,
+                                   err);
+    if (act < 0)
+      return act;
+    if (!act) {
+      sl->o.kind = STORE_DEAD;
+      snprintf(sl->text, sizeof sl->text,
+               "consent %.64s is no longer active (revoked or expired): not "
+               "disclosed; replay after a new consent is ingested",
+               it->consent_id);
+      sl->o.hint = sl->text;
+      sl->level = "warn";
+      sl->event = "withheld_consent";
+      return 0;
+    }
+  }
   int rc = hvg__prepare(d, it, ents, &n_ents, &body, &owned, &perr);
   if (rc == HVG_ESYNTAX || rc == HVG_ENOMEM) {
     sl->o.kind = STORE_DEAD;

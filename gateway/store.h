@@ -430,6 +430,11 @@ int store_consent_find(store *st, const char *program, const char *family_id,
                        size_t n_orgs, const char *scope, const char *today,
                        char *id, size_t cap, hvg_err *err);
 
+/* 1 when the consent is (still) active on `today`: granted, not expired,
+ * not revoked; 0 when not or unknown; HVG_EINVAL / HVG_EIO / HVG_ENOMEM. */
+int store_consent_active(store *st, const char *program, const char *consent_id,
+                         const char *today, hvg_err *err);
+
 /* ---- Partner cursors (polling position per partner) -------------------- */
 
 /* Append the partner's cursor to `out`; HVG_ENOTFOUND if never set. */

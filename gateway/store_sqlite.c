@@ -153,6 +153,10 @@ static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2};
               " scope = ?6, granted = ?7, expires = ?8, revoked = ?9,"        \
               " updated_at = ?10")                                            \
   /* ?6 is the organization id: one query per id of the partner */          \
+  X(CONS_ACTIVE, "SELECT 1 FROM consents WHERE program = ?1"                  \
+                 " AND consent_id = ?2 AND granted <= ?3"                     \
+                 " AND (expires IS NULL OR expires > ?3)"                     \
+                 " AND (revoked IS NULL OR revoked > ?3)")                    \
   X(CONS_FIND, "SELECT consent_id FROM consents WHERE program = ?1"           \
                " AND ((?2 IS NOT NULL AND family_id = ?2)"                    \
                "   OR (?2 IS NULL AND ?3 IS NOT NULL AND caregiver_id = ?3))" \
@@ -2477,4 +2481,22 @@ int store_release_leases(store *st, int64_t now_ms, hvg_err *err) {
   if (!rc)
     rc = exec_done(st, s, "store.release", err);
   return tx_end(st, rc, err);
+}
+
+int store_consent_active(store *st, const char *program, const char *consent_id,
+                         const char *today, hvg_err *err) {
+  if (!st || !program || !consent_id || !today)
+    return hvg_err_set(err, HVG_EINVAL, "store.consent", "NULL argument");
+  sqlite3_stmt *s;
+  int rc = stmt(st, Q_CONS_ACTIVE, &s, err);
+  const char *v[3] = {program, consent_id, today};
+  for (int k = 0; k < 3 && !rc; k++)
+    rc = bind_text(st, s, k + 1, v[k], err);
+  if (rc)
+    return rc;
+  rc = step(st, s, "store.consent", err);
+  if (rc < 0)
+    return rc;
+  done(s);
+  return rc == SQLITE_ROW;
 }

@@ -21,7 +21,9 @@
 //  9. a static bearer token (from a file) is sent and accepted;
 // 10. TLS: the peer's certificate is verified against the partner's CA
 //     file, mutual TLS with a client certificate; without the CA file or
-//     without the client certificate nothing is sent (and nothing lost).
+//     without the client certificate nothing is sent (and nothing lost);
+// 11. a consent revoked after records were queued under it: those records
+//     are not disclosed (dead letters saying why), the revocation is sent.
 // usage: deliver.js HVGATE SOURCE_DIR WORK_DIR
 'use strict';
 const { spawn, spawnSync } = require('child_process');
@@ -396,6 +398,26 @@ async function exactlyOnce(peer, delivered, token) {
   r = run(['serve', '-c', cfgTls, '--drain', '--timeout', '60']);
   check(r.rc === 0 && q10 > 0 && events(r.err, 'delivered').length === q10,
     `TLS verified with the partner's CA and a client certificate: ${q10} delivered`, r.err.slice(-300));
+  await stopPeer(peer);
+
+  // ---- 11: consent revoked while records wait -----------------------------
+  peer = await startPeer(['--auth', 'none']);
+  const cfgRev = config('revoke', peer.port, { type: 'none' });
+  r = ingest(cfgRev, sampleFiles);
+  const revoked = path.join(work, 'consents.csv');
+  fs.writeFileSync(revoked, fs.readFileSync(path.join(sample, 'consents.csv'), 'utf8')
+    .replace(/^(C000001,F00001,CG00001,1234567893,"[^"]*",2026-01-09,2027-01-09,)$/m, '$12026-11-20'));
+  r = ingest(cfgRev, [revoked]);
+  check(/1 changed/.test(r.err), 'the revocation is ingested as a changed consent', r.err.slice(-200));
+  r = run(['serve', '-c', cfgRev, '--drain', '--timeout', '60']);
+  const wh = events(r.err, 'withheld_consent');
+  check(r.rc === 0 && wh.length > 0 && wh.every((e) => e.partner === 'riverside-peds'),
+    `records queued under the revoked consent are withheld (${wh.length})`, r.err.slice(-300));
+  const s2 = await search(peer, 'Observation', `${base}screening`, 'S0000002');
+  check(s2.length === 0, 'a withheld screening is not on the server');
+  const c1 = await search(peer, 'Consent', `${base}consent`, 'C000001');
+  check(c1.length === 1 && c1[0].status === 'inactive', 'the revoked Consent itself is sent, inactive',
+    JSON.stringify(c1.map((c) => c.status)));
   await stopPeer(peer);
 
   console.log(failures ? `deliver: ${failures} failed` : 'deliver: ok');
