@@ -41,6 +41,7 @@ int hvg_deliver_init(hvg_deliverer *d, const hvg_partner *p,
   d->log = log;
   hvg_partner_hold_init(&d->own);
   d->hold = hold ? hold : &d->own;
+  hvg_http_resp_init(&d->resp);
   d->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)d;
   int rc = store_open(&d->st, store_path, so, err);
   if (rc)
@@ -56,8 +57,13 @@ int hvg_deliver_init(hvg_deliverer *d, const hvg_partner *p,
 void hvg_deliver_free(hvg_deliverer *d) {
   if (!d)
     return;
+  for (size_t i = 0; d->slots && i < HVG_DELIVER_BATCH; i++) {
+    hvg_buf_free(&d->slots[i].refs);
+    hvg_buf_free(&d->slots[i].body);
+  }
   free(d->slots);
   d->slots = NULL;
+  hvg_http_resp_free(&d->resp);
   hvg_auth_free(&d->auth);
   hvg_http_free(d->http);
   store_close(d->st);
@@ -473,8 +479,7 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
                                               ? bl - 1
                                               : bl),
            d->p->base_url);
-  hvg_http_resp r;
-  hvg_http_resp_init(&r);
+  hvg_http_resp *r = &d->resp; /* reused: keeps its buffer */
   int tries = 0;
   long status = 0;
   hvg_err herr;
@@ -499,9 +504,9 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
     const char *hdr[] = {"Content-Type: application/fhir+json",
                          "Accept: application/fhir+json", auth[0] ? auth : NULL,
                          NULL};
-    rc = hvg_http_request(d->http, "POST", url, hdr, body, strlen(body), &r,
+    rc = hvg_http_request(d->http, "POST", url, hdr, body, strlen(body), r,
                           &herr);
-    status = rc ? 0 : r.status;
+    status = rc ? 0 : r->status;
     if (status == 401 && d->p->auth == HVG_AUTH_SMART && tries++ == 0) {
       hvg_auth_forget(&d->auth); /* expired or revoked: one fresh token */
       continue;
@@ -515,7 +520,7 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
   sl->status = status;
   if (status >= 200 && status < 300) {
     hvg__unhold(d);
-    hvg__settle_ok(sl, ents, n_ents, &r, now);
+    hvg__settle_ok(sl, ents, n_ents, r, now);
   } else if (status == 401 || status == 403) {
     hvg__hold(d, it, status, "the partner refused the gateway's credentials",
               now);
@@ -527,17 +532,17 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
       snprintf(why, sizeof why, "HTTP %ld", status);
     else
       snprintf(why, sizeof why, "network: %.200s", herr.msg);
-    hvg__retry_at(sl, now + hvg__backoff(d, it->attempts, r.retry_after_s),
+    hvg__retry_at(sl, now + hvg__backoff(d, it->attempts, rc ? -1 : r->retry_after_s),
                   why);
     sl->level = "warn";
     sl->event = "retry";
   } else {
-    hvg__hint(&r, sl->text, sizeof sl->text);
+    hvg__hint(r, sl->text, sizeof sl->text);
     sl->o.kind = STORE_DEAD;
     sl->o.http_status = (int)status;
     sl->o.hint = sl->text;
     hvg_buf_reset(&sl->body);
-    if (r.body.len && !hvg_buf_add(&sl->body, r.body.data, r.body.len)) {
+    if (r->body.len && !hvg_buf_add(&sl->body, r->body.data, r->body.len)) {
       sl->o.outcome_json = sl->body.data;
       sl->o.outcome_len = sl->body.len;
     }
@@ -545,7 +550,6 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
     sl->event = "dead_letter";
   }
 out:
-  hvg_http_resp_free(&r);
   if (owned)
     free(body);
   return rc;
@@ -575,18 +579,23 @@ int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
       *idle_ms = 200;
     return 0;
   }
-  if (!d->slots &&
-      !(d->slots = calloc(HVG_DELIVER_BATCH, sizeof *d->slots))) {
-    store_items_release(items, n);
-    return hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
+  if (!d->slots) {
+    if (!(d->slots = calloc(HVG_DELIVER_BATCH, sizeof *d->slots))) {
+      store_items_release(items, n);
+      return hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
+    }
+    for (size_t i = 0; i < HVG_DELIVER_BATCH; i++) { /* kept across rounds */
+      hvg_buf_init(&d->slots[i].refs, 16 * 1024);
+      hvg_buf_init(&d->slots[i].body, (size_t)1 << 20);
+    }
   }
   hvg__slot *sl = d->slots;
   store_outcome o[HVG_DELIVER_BATCH];
   size_t done = 0;
   for (size_t i = 0; i < n && !rc; i++) {
     memset(&sl[i].o, 0, sizeof sl[i].o);
-    hvg_buf_init(&sl[i].refs, 16 * 1024);
-    hvg_buf_init(&sl[i].body, (size_t)1 << 20);
+    hvg_buf_reset(&sl[i].refs);
+    hvg_buf_reset(&sl[i].body);
     sl[i].event = NULL;
     held = atomic_load(&d->hold->until_ms);
     if (now_ms < held) { /* held mid-round: give the rest back */
@@ -628,10 +637,6 @@ int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
     if (x->event)
       hvg__log(d, x->level, x->event, &items[i], x->status,
                o[i].kind == STORE_DELIVERED ? NULL : x->text, x->ms);
-  }
-  for (size_t i = 0; i < done; i++) {
-    hvg_buf_free(&sl[i].refs);
-    hvg_buf_free(&sl[i].body);
   }
   store_items_release(items, n);
   return rc ? rc : (int)done;

@@ -67,6 +67,7 @@ typedef struct hvg_deliverer {
   hvg_partner_hold *hold; /* the partner's, shared by its workers */
   uint64_t rng;
   struct hvg__slot *slots; /* a round's outcomes (HVG_DELIVER_BATCH) */
+  hvg_http_resp resp;      /* reused for every request */
   hvg_deliver_counts n;
 } hvg_deliverer;
 

@@ -122,8 +122,12 @@ int hvg_http_request(hvg_http *h, const char *method, const char *url,
                      size_t body_len, hvg_http_resp *resp, hvg_err *err) {
   if (!h || !method || !url || !resp)
     return hvg_err_set(err, HVG_EINVAL, NULL, "NULL argument");
-  hvg_http_resp_free(resp);
-  hvg_http_resp_init(resp);
+  /* reset, keeping the body's memory for the next response */
+  hvg_buf keep = resp->body;
+  hvg_buf_reset(&keep);
+  memset(resp, 0, sizeof *resp);
+  resp->retry_after_s = -1;
+  resp->body = keep;
   resp->body.max = h->o.max_body;
   struct curl_slist *hl = NULL;
   for (const char *const *p = headers; p && *p; p++) {

@@ -42,7 +42,9 @@ void hvg_http_free(hvg_http *h);
  * lines; body may be NULL. Returns 0 when a response arrived (any status,
  * in resp), HVG_EIO for a network failure (DNS, connect, TLS, timeout: the
  * message says which), HVG_ETOOBIG when the response body exceeds the cap,
- * or HVG_ENOMEM. resp is reset first; free it with hvg_http_resp_free. */
+ * or HVG_ENOMEM. resp (initialised once with hvg_http_resp_init) is reset
+ * first, keeping its memory, so one response can serve many requests; free
+ * it with hvg_http_resp_free. */
 int hvg_http_request(hvg_http *h, const char *method, const char *url,
                      const char *const *headers, const char *body,
                      size_t body_len, hvg_http_resp *resp, hvg_err *err);
