@@ -133,3 +133,21 @@ void hvg_buf_free(hvg_buf *b) {
   b->len = 0;
   b->cap = 0;
 }
+
+int hvg_buf_add_json_str(hvg_buf *b, const char *s) {
+  size_t mark = b->len;
+  int rc = hvg_buf_addc(b, '"');
+  for (const unsigned char *c = (const unsigned char *)s; !rc && *c; c++) {
+    if (*c == '"' || *c == '\\')
+      rc = hvg_buf_printf(b, "\\%c", *c);
+    else if (*c < 0x20)
+      rc = hvg_buf_printf(b, "\\u%04x", *c);
+    else
+      rc = hvg_buf_addc(b, (char)*c);
+  }
+  if (!rc)
+    rc = hvg_buf_addc(b, '"');
+  if (rc && b->data)
+    hvg_buf_truncate(b, mark);
+  return rc;
+}

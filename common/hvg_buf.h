@@ -36,6 +36,10 @@ int hvg_buf_vprintf(hvg_buf *b, const char *fmt, va_list ap)
 #endif
     ;
 
+/* Append s as a quoted JSON string (", \\ and control characters
+ * escaped). Same contract as hvg_buf_add; on error b is unchanged. */
+int hvg_buf_add_json_str(hvg_buf *b, const char *s);
+
 /* Make room for n more bytes; returns a pointer to write them at (commit with
  * hvg_buf_commit) or NULL on HVG_ETOOBIG/HVG_ENOMEM (buffer unchanged). */
 char *hvg_buf_reserve(hvg_buf *b, size_t n);

@@ -157,3 +157,9 @@ int fhir_date_days(const char *s, long *days) {
   *days = era * 146097 + doe - 719468;
   return 0;
 }
+
+void fhir_date_utc(time_t t, char out[11]) {
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(out, 11, "%Y-%m-%d", &tm);
+}

@@ -4,6 +4,7 @@
 #define FHIR_CHECK_H
 
 #include <stddef.h>
+#include <time.h>
 
 /* date: YYYY, YYYY-MM or YYYY-MM-DD, a real calendar date. */
 int fhir_check_date(const char *s);
@@ -25,5 +26,9 @@ int fhir_check_in(const char *s, const char *const *list);
 /* Days since 1970-01-01 of a valid full date, or INT32_MIN-ish failure:
  * returns 0 and sets *days, or -1 when s is not a valid YYYY-MM-DD. */
 int fhir_date_days(const char *s, long *days);
+
+/* The UTC calendar day of t as a FHIR date (YYYY-MM-DD) in out. Never
+ * fails. */
+void fhir_date_utc(time_t t, char out[11]);
 
 #endif

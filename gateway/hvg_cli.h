@@ -15,6 +15,13 @@ enum hvg_exit {
   HVG_EXIT_CONFIG = 78       /* EX_CONFIG: configuration or mapping error */
 };
 
+/* Loads a gateway configuration for a command, printing its problems (and,
+ * with `warnings`, its warnings) to stderr. Returns -1 with *out set (the
+ * caller frees it with hvg_config_free), or the exit code to end with. */
+struct hvg_config;
+int hvg_cli_load_config(const char *path, unsigned flags, int warnings,
+                        struct hvg_config **out);
+
 int hvg_cli_map(int argc, char **argv);
 int hvg_cli_check_mapping(int argc, char **argv);
 int hvg_cli_check_config(int argc, char **argv);

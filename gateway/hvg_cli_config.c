@@ -46,30 +46,33 @@ int hvg_cli_check_config(int argc, char **argv) {
     config__usage(stderr);
     return HVG_EXIT_USAGE;
   }
+  hvg_config *c = NULL;
+  int code = hvg_cli_load_config(path, HVG_CONFIG_CHECK_FILES, 1, &c);
+  if (code >= 0)
+    return code;
+  printf("%s: valid: %zu program%s, %zu partner%s\n", path, c->n_programs,
+         c->n_programs == 1 ? "" : "s", c->n_partners,
+         c->n_partners == 1 ? "" : "s");
+  hvg_config_free(c);
+  return HVG_EXIT_OK;
+}
+
+int hvg_cli_load_config(const char *path, unsigned flags, int warnings,
+                        hvg_config **out) {
   hvg_buf diag, warn;
   hvg_buf_init(&diag, 1 << 20);
   hvg_buf_init(&warn, 1 << 16);
-  hvg_config *c = NULL;
-  int rc = hvg_config_load(&c, path, HVG_CONFIG_CHECK_FILES, &diag, &warn);
+  int rc = hvg_config_load(out, path, flags, &diag, warnings ? &warn : NULL);
   if (diag.len)
     fputs(diag.data, stderr);
   if (warn.len)
     fputs(warn.data, stderr);
-  int code = HVG_EXIT_OK;
-  if (rc == HVG_ENOINPUT) {
-    code = HVG_EXIT_NOINPUT;
-  } else if (rc == HVG_ENOMEM) {
-    fprintf(stderr, "hvgate: out of memory\n");
-    code = HVG_EXIT_SOFTWARE;
-  } else if (rc) {
-    code = HVG_EXIT_CONFIG;
-  } else {
-    printf("%s: valid: %zu program%s, %zu partner%s\n", path, c->n_programs,
-           c->n_programs == 1 ? "" : "s", c->n_partners,
-           c->n_partners == 1 ? "" : "s");
-  }
-  hvg_config_free(c);
   hvg_buf_free(&diag);
   hvg_buf_free(&warn);
-  return code;
+  if (rc == HVG_ENOMEM)
+    fprintf(stderr, "hvgate: out of memory\n");
+  return !rc                  ? -1
+         : rc == HVG_ENOINPUT ? HVG_EXIT_NOINPUT
+         : rc == HVG_ENOMEM   ? HVG_EXIT_SOFTWARE
+                              : HVG_EXIT_CONFIG;
 }

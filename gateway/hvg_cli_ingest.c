@@ -91,10 +91,7 @@ static int ingest__parse(int argc, char **argv, ingest_opts *o) {
     return HVG_EXIT_USAGE;
   }
   if (!o->today[0]) {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(o->today, sizeof o->today, "%Y-%m-%d", &tm);
+    fhir_date_utc(time(NULL), o->today);
     fhir_date_days(o->today, &o->today_days);
   }
   return -1;
@@ -137,17 +134,9 @@ int hvg_cli_ingest(int argc, char **argv) {
   int rc = ingest__parse(argc, argv, &o);
   if (rc >= 0)
     return rc;
-  hvg_buf diag;
-  hvg_buf_init(&diag, 1 << 20);
   hvg_config *cfg = NULL;
-  rc = hvg_config_load(&cfg, o.config, 0, &diag, NULL);
-  if (diag.len)
-    fputs(diag.data, stderr);
-  hvg_buf_free(&diag);
-  if (rc)
-    return rc == HVG_ENOINPUT ? HVG_EXIT_NOINPUT
-           : rc == HVG_ENOMEM ? HVG_EXIT_SOFTWARE
-                              : HVG_EXIT_CONFIG;
+  if ((rc = hvg_cli_load_config(o.config, 0, 0, &cfg)) >= 0)
+    return rc;
   int n = argc - optind;
   char **paths = argv + optind;
   const hvg_program *prog = ingest__program(&o, cfg, n, paths);

@@ -94,11 +94,8 @@ static void check__usage(FILE *f) {
 }
 
 static long map__today(void) {
-  time_t now = time(NULL);
-  struct tm tm;
-  gmtime_r(&now, &tm);
   char s[11];
-  strftime(s, sizeof s, "%Y-%m-%d", &tm);
+  fhir_date_utc(time(NULL), s);
   long d = 0;
   fhir_date_days(s, &d);
   return d;

@@ -3,6 +3,7 @@
  * process-wide state: the stop flag set by SIGTERM/SIGINT. */
 #include "hvg_cli.h"
 
+#include "fhir_check.h"
 #include "hvg_config.h"
 #include "hvg_deliver.h"
 #include "hvg_httpd.h"
@@ -35,21 +36,15 @@ static volatile sig_atomic_t serve_stop; /* set by SIGTERM / SIGINT */
 /* libevent's own warnings, as JSON log lines like everything the daemon
  * says (they name sockets and errors, never request contents). */
 static void serve__evlog(int severity, const char *msg) {
-  fputs("{\"level\":\"", stderr);
-  fputs(severity >= EVENT_LOG_ERR    ? "error"
-        : severity >= EVENT_LOG_WARN ? "warn"
-                                     : "debug",
-        stderr);
-  fputs("\",\"event\":\"libevent\",\"detail\":\"", stderr);
-  for (const unsigned char *c = (const unsigned char *)msg; c && *c; c++) {
-    if (*c == '"' || *c == '\\')
-      fprintf(stderr, "\\%c", *c);
-    else if (*c < 0x20)
-      fprintf(stderr, "\\u%04x", *c);
-    else
-      fputc(*c, stderr);
-  }
-  fputs("\"}\n", stderr);
+  hvg_buf b;
+  hvg_buf_init(&b, 4096);
+  hvg_buf_printf(&b, "{\"level\":\"%s\",\"event\":\"libevent\",\"detail\":",
+                 severity >= EVENT_LOG_ERR    ? "error"
+                 : severity >= EVENT_LOG_WARN ? "warn"
+                                              : "debug");
+  if (!hvg_buf_add_json_str(&b, msg ? msg : "") && !hvg_buf_adds(&b, "}\n"))
+    fputs(b.data, stderr);
+  hvg_buf_free(&b);
 }
 
 static void serve__on_signal(int sig) {
@@ -209,10 +204,7 @@ static int http__intake(void *ctx, const hvg_httpd_req *req,
   if (!issues)
     return HVG_ENOMEM;
   char today[11];
-  time_t now = time(NULL);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(today, sizeof today, "%Y-%m-%d", &tm);
+  fhir_date_utc(time(NULL), today);
   hvg_ingest *x = NULL;
   hvg_err err;
   hvg_err_clear(&err);
@@ -320,21 +312,6 @@ static void serve__usage(FILE *f) {
         f);
 }
 
-/* Loads the configuration (printing its problems). Exit code or -1. */
-static int serve__config(const char *path, unsigned flags, hvg_config **c) {
-  hvg_buf diag;
-  hvg_buf_init(&diag, 1 << 20);
-  int rc = hvg_config_load(c, path, flags, &diag, NULL);
-  if (diag.len)
-    fputs(diag.data, stderr);
-  hvg_buf_free(&diag);
-  if (!rc)
-    return -1;
-  return rc == HVG_ENOINPUT ? HVG_EXIT_NOINPUT
-         : rc == HVG_ENOMEM ? HVG_EXIT_SOFTWARE
-                            : HVG_EXIT_CONFIG;
-}
-
 /* Nothing pending or in flight for any partner. -1 on a store error. */
 static int serve__drained(store *st) {
   store_partner_stats s[64];
@@ -375,7 +352,7 @@ int hvg_cli_serve(int argc, char **argv) {
     return HVG_EXIT_USAGE;
   }
   hvg_config *cfg = NULL;
-  int code = serve__config(path, HVG_CONFIG_CHECK_FILES, &cfg);
+  int code = hvg_cli_load_config(path, HVG_CONFIG_CHECK_FILES, 0, &cfg);
   if (code >= 0)
     return code;
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -575,7 +552,7 @@ static void status__usage(FILE *f) {
 
 /* Opens the store of a configuration for the operator commands. */
 static int ops__open(const char *path, hvg_config **cfg, store **st) {
-  int code = serve__config(path, 0, cfg);
+  int code = hvg_cli_load_config(path, 0, 0, cfg);
   if (code >= 0)
     return code;
   hvg_err err;

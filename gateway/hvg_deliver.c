@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* memmem */
 #include "hvg_deliver.h"
 
+#include "fhir_check.h"
 #include "hvg_metrics.h"
 
 #include <cjson/cJSON.h>
@@ -97,16 +98,8 @@ static int64_t hvg__backoff(hvg_deliverer *d, int attempts, long retry_after_s) 
 static void hvg__jstr(hvg_buf *b, const char *key, const char *v) {
   if (!v)
     return;
-  hvg_buf_printf(b, ",\"%s\":\"", key);
-  for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
-    if (*c == '"' || *c == '\\')
-      hvg_buf_printf(b, "\\%c", *c);
-    else if (*c < 0x20)
-      hvg_buf_printf(b, "\\u%04x", *c);
-    else
-      hvg_buf_addc(b, (char)*c);
-  }
-  hvg_buf_addc(b, '"');
+  hvg_buf_printf(b, ",\"%s\":", key);
+  hvg_buf_add_json_str(b, v);
 }
 
 /* One JSON log line; values are ids, codes and numbers only. Formatted by
@@ -440,10 +433,7 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
    * family that revoked or let it expire since is not disclosed */
   if (it->consent_id) {
     char today[11];
-    time_t t = (time_t)(now / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(today, sizeof today, "%Y-%m-%d", &tm);
+    fhir_date_utc((time_t)(now / 1000), today);
     int act = store_consent_active(d->st, it->program, it->consent_id, today,
                                    err);
     if (act < 0)

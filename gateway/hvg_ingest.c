@@ -374,11 +374,17 @@ static int ingest__finish(hvg_ingest *x, int code) {
   return code;
 }
 
-int hvg_ingest_files(hvg_ingest *x, const char *source, int n, char **paths,
-                     hvg_run_stats *st) {
+/* The mapping pass of this intake over one or more inputs. */
+static hvg_run ingest__run(hvg_ingest *x, const char *source) {
   hvg_run run = {x->prog->map, x->prog->cat, x->today_days, source,
                  x->issues,    ingest__accept, ingest__file_done, x,
                  {0, 0, 0, 0}};
+  return run;
+}
+
+int hvg_ingest_files(hvg_ingest *x, const char *source, int n, char **paths,
+                     hvg_run_stats *st) {
+  hvg_run run = ingest__run(x, source);
   int code = ingest__finish(x, hvg_run_files(&run, n, paths));
   if (st)
     *st = run.st;
@@ -387,9 +393,7 @@ int hvg_ingest_files(hvg_ingest *x, const char *source, int n, char **paths,
 
 int hvg_ingest_mem(hvg_ingest *x, const char *source, const char *name,
                    const char *data, size_t len, hvg_run_stats *st) {
-  hvg_run run = {x->prog->map, x->prog->cat, x->today_days, source,
-                 x->issues,    ingest__accept, ingest__file_done, x,
-                 {0, 0, 0, 0}};
+  hvg_run run = ingest__run(x, source);
   int code = ingest__finish(x, hvg_run_mem(&run, name, data, len));
   if (st)
     *st = run.st;

@@ -2,7 +2,7 @@
  * first byte picks the delimiter and encoding; the rest is the file, read
  * as the sample's screenings source and mapped to FHIR. Nothing may crash,
  * leak or trip a sanitizer; a mapped record must always build a Bundle. */
-#include "hv_tofhir.h"
+#include "map_all.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -28,16 +28,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   src.ropts.delimiter = delims[data[0] & 3];
   src.ropts.encoding = (hv_encoding)((data[0] >> 2) % 3);
   src.ropts.max_record = 4096;
-  hv_mapper_opts mo = {20780, 1};
-  hv_mapper *mp;
-  hv_tofhir tf;
-  if (hv_mapper_new(&mp, g_map, g_cat, &mo))
-    return 0;
-  if (hv_tofhir_init(&tf, g_map, g_cat)) {
-    hv_mapper_free(mp);
-    return 0;
-  }
-  hvg_err err;
   /* with the header the mapping expects, so records reach the checks */
   static const char header[] =
       "record_id,family_id,caregiver_id,caregiver_first_name,"
@@ -56,30 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (buf[i] == ',')
       buf[i] = src.ropts.delimiter;
   memcpy(buf + sizeof header - 1, data + 1, size - 1);
-  hvg_buf out;
-  hvg_buf_init(&out, 1 << 20);
-  hvg_arena scratch;
-  hvg_arena_init(&scratch, 1 << 20);
-  if (!hv_mapper_open_mem(mp, "fuzz.csv", buf, n, &src, &err)) {
-    hv_result res;
-    while (hv_mapper_next(mp, &res, &err) == 1) {
-      if (res.rejected)
-        continue;
-      fhir_writer w;
-      hvg_buf_reset(&out);
-      fhir_w_init(&w, &out, (res.rec.line & 1) ? FHIR_XML : FHIR_JSON, 0);
-      hvg_arena_reset(&scratch);
-      if (hv_tofhir_bundle(&tf, &w, &res, &scratch, &err) || fhir_w_finish(&w))
-      {
-        fprintf(stderr, "bundle failed: %s: %s\n", err.field, err.msg);
-        abort(); /* an accepted record must always make a Bundle */
-      }
-    }
-  }
-  hvg_buf_free(&out);
-  hvg_arena_free(&scratch);
+  map_all(g_map, g_cat, &src, "fuzz.csv", buf, n);
   free(buf);
-  hv_tofhir_free(&tf);
-  hv_mapper_free(mp);
   return 0;
 }
