@@ -486,6 +486,26 @@ static int jp__value(jp *j, int depth, cJSON **out) {
   return jp__fail(j, HVG_ESYNTAX, "unexpected character");
 }
 
+int fhir__json_parse_text(const char *text, size_t len, cJSON **out,
+                          hvg_err *err) {
+  *out = NULL;
+  jp j = {(const unsigned char *)text, (const unsigned char *)text,
+          (const unsigned char *)text + len, err};
+  if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) /* tolerate a BOM */
+    j.p += 3;
+  cJSON *root;
+  int rc = jp__value(&j, 0, &root);
+  if (rc)
+    return rc;
+  jp__ws(&j);
+  if (j.p != j.end) {
+    cJSON_Delete(root);
+    return jp__fail(&j, HVG_ESYNTAX, "data after the JSON value");
+  }
+  *out = root;
+  return 0;
+}
+
 /* ---- checking the tree against the definitions ------------------------ */
 
 typedef struct jv {
@@ -757,19 +777,10 @@ int fhir_json_parse(const char *text, size_t len, size_t max_len, cJSON **out,
     return hvg_err_set(err, HVG_ETOOBIG, "",
                        "input of %zu bytes is larger than the %zu allowed", len,
                        max_len);
-  jp j = {(const unsigned char *)text, (const unsigned char *)text,
-          (const unsigned char *)text + len, err};
-  if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) /* tolerate a BOM */
-    j.p += 3;
   cJSON *root;
-  int rc = jp__value(&j, 0, &root);
+  int rc = fhir__json_parse_text(text, len, &root, err);
   if (rc)
     return rc;
-  jp__ws(&j);
-  if (j.p != j.end) {
-    cJSON_Delete(root);
-    return jp__fail(&j, HVG_ESYNTAX, "data after the JSON value");
-  }
   jv v;
   v.err = err;
   fhir__path_init(&v.path);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 struct _xmlNode;
+struct cJSON;
 
 /* Element path for error messages ("Patient.name[1].given"). Segments
  * point at names that outlive the walk (tree keys, table names, XML node
@@ -35,6 +36,18 @@ int fhir__fail(hvg_err *err, int code, const fhir__path *p, const char *last,
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
+
+/* The strict RFC 8259 parser of fhir_json_parse, without the FHIR checks:
+ * text[0..len) (a leading BOM skipped) to a cJSON tree whose numbers are
+ * cJSON_Raw nodes holding their text as written. Strings follow FHIR's
+ * character rules (no C0 control but tab/CR/LF, no U+FFFE/U+FFFF:
+ * HVG_EFORMAT); nesting deeper than FHIR_PARSE_MAX_DEPTH is HVG_ETOOBIG;
+ * duplicate keys are kept, in order (the caller checks them). No size cap:
+ * the caller bounds len. Returns 0 with *out set (the caller cJSON_Deletes
+ * it), or HVG_ESYNTAX / HVG_EENCODING / HVG_EFORMAT / HVG_ETOOBIG with
+ * "line L, column C: ..." in err->msg, or HVG_ENOMEM; *out is NULL then. */
+int fhir__json_parse_text(const char *text, size_t len, struct cJSON **out,
+                          hvg_err *err);
 
 /* FHIR integer (integer, unsignedInt, positiveInt by `prim`) from its
  * lexical form -?(0|[1-9][0-9]*), "-0" excluded: 0 and *v set, or -1 with
