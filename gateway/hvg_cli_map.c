@@ -431,9 +431,14 @@ int hvg_cli_check_mapping(int argc, char **argv) {
   }
   printf("%s: mapping for program '%s' is valid: %zu source%s\n", o.mapping,
          m->program_id, m->n_sources, m->n_sources == 1 ? "" : "s");
-  for (size_t i = 0; i < m->n_sources; i++)
-    printf("  %-16s %-10s %zu fields\n", m->sources[i].name,
-           hv_rectype_name(m->sources[i].type), m->sources[i].n_fields);
+  for (size_t i = 0; i < m->n_sources; i++) {
+    const hv_source *s = &m->sources[i];
+    printf("  %-16s %-10s %zu fields", s->name, hv_rectype_name(s->type),
+           s->n_fields);
+    if (s->n_export_fields)
+      printf(", %zu export_fields", s->n_export_fields);
+    putchar('\n');
+  }
   int exit_code = HVG_EXIT_OK;
   if (argc > optind) {
     check_ctx cc = {0, o.preview, o.show_phi};

@@ -56,6 +56,16 @@ static const char *const hv__relationship_codes[] = {
     "other", NULL};
 static const char *const hv__scope_codes[] = {"screening", "referral",
                                               "well_child", NULL};
+/* outbound: the program referred (to a practice or service); inbound: a
+ * practice referred to the program. */
+static const char *const hv__direction_codes[] = {"outbound", "inbound", NULL};
+/* FHIR R4 TaskStatus (http://hl7.org/fhir/task-status), all 12 codes. */
+static const char *const hv__task_status_codes[] = {
+    "draft",     "requested", "received", "accepted",
+    "rejected",  "ready",     "cancelled", "in-progress",
+    "on-hold",   "failed",    "completed", "entered-in-error",
+    NULL};
+static const char *const hv__yes_no_codes[] = {"yes", "no", NULL};
 
 const char *const *hv_field_codes(hv_field f) {
   switch (f) {
@@ -74,6 +84,12 @@ const char *const *hv_field_codes(hv_field f) {
     return hv__relationship_codes;
   case HV_F_CONSENT_SCOPE:
     return hv__scope_codes;
+  case HV_F_REF_DIRECTION:
+    return hv__direction_codes;
+  case HV_F_REF_TASK_STATUS:
+    return hv__task_status_codes;
+  case HV_F_SCREEN_RESCREEN:
+    return hv__yes_no_codes;
   default:
     return NULL;
   }

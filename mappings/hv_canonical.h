@@ -34,6 +34,11 @@ typedef enum hv_ftype {
 #define HV_W (1u << HV_REC_WELLCHILD)
 #define HV_ALL (HV_S | HV_R | HV_C | HV_W)
 #define HV_PHI 0x100u /* personal: never echo the value */
+/* Export only: values the gateway carries back to the program (referral
+ * status from practices, well-child results). A mapping may name such a
+ * field only under "export_fields", never under "fields": nothing in a
+ * program's own export fills it. */
+#define HV_OUT 0x200u
 
 /* XX(enum suffix, "canonical.name", type, flags) */
 #define HV_FIELD_MAP(XX)                                                      \
@@ -67,6 +72,12 @@ typedef enum hv_ftype {
   XX(SCREEN_D4, "screening.domain.problem_solving", HV_T_NUM, HV_S | HV_W)    \
   XX(SCREEN_D5, "screening.domain.personal_social", HV_T_NUM, HV_S | HV_W)    \
   XX(SCREEN_RESULT, "screening.result", HV_T_CODE, HV_S | HV_W)               \
+  /* well-child results: screening.date + the instrument's rescreen          \
+   * interval, and whether a rescreen is due as of the export day */         \
+  XX(SCREEN_COVERS_UNTIL, "screening.covers_until", HV_T_DATE,                \
+     HV_S | HV_W | HV_OUT)                                                    \
+  XX(SCREEN_RESCREEN, "screening.rescreen_needed", HV_T_CODE,                 \
+     HV_S | HV_W | HV_OUT)                                                    \
   XX(REF_SERVICE, "referral.service_type", HV_T_CODE, HV_R)                   \
   XX(REF_DATE, "referral.date", HV_T_DATE, HV_R)                              \
   XX(REF_REASON_ID, "referral.reason_record_id", HV_T_ID, HV_R)               \
@@ -76,6 +87,22 @@ typedef enum hv_ftype {
   XX(REF_STATUS, "referral.status", HV_T_CODE, HV_R)                          \
   XX(REF_STATUS_DATE, "referral.status_date", HV_T_DATE, HV_R)                \
   XX(REF_NOTES, "referral.notes", HV_T_STR, HV_R | HV_PHI)                    \
+  /* referral loop as the gateway knows it (FHIR Task), for the program */   \
+  XX(REF_DIRECTION, "referral.direction", HV_T_CODE, HV_R | HV_OUT)           \
+  XX(REF_FROM_ORG_ID, "referral.from_org_id", HV_T_ID, HV_R | HV_OUT)         \
+  XX(REF_FROM_ORG_NAME, "referral.from_org_name", HV_T_STR, HV_R | HV_OUT)    \
+  XX(REF_TASK_STATUS, "referral.task_status", HV_T_CODE, HV_R | HV_OUT)       \
+  XX(REF_BUSINESS_STATUS, "referral.business_status", HV_T_STR,               \
+     HV_R | HV_OUT)                                                           \
+  XX(REF_STATUS_REASON, "referral.status_reason", HV_T_STR,                   \
+     HV_R | HV_PHI | HV_OUT)                                                  \
+  XX(REF_OUTCOME, "referral.outcome", HV_T_STR, HV_R | HV_PHI | HV_OUT)       \
+  XX(REF_SENT_DATE, "referral.sent_date", HV_T_DATE, HV_R | HV_OUT)           \
+  XX(REF_RECEIVED_DATE, "referral.received_date", HV_T_DATE, HV_R | HV_OUT)   \
+  XX(REF_LINKED_DATE, "referral.linked_date", HV_T_DATE, HV_R | HV_OUT)       \
+  XX(REF_SCHEDULED_DATE, "referral.scheduled_date", HV_T_DATE, HV_R | HV_OUT) \
+  XX(REF_COMPLETED_DATE, "referral.completed_date", HV_T_DATE, HV_R | HV_OUT) \
+  XX(REF_CLOSED_DATE, "referral.closed_date", HV_T_DATE, HV_R | HV_OUT)       \
   XX(CONSENT_ORG_ID, "consent.organization_id", HV_T_ID, HV_C)                \
   XX(CONSENT_SCOPE, "consent.scope", HV_T_LIST, HV_C)                         \
   XX(CONSENT_GRANTED, "consent.granted_date", HV_T_DATE, HV_C)                \

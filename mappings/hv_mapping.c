@@ -93,6 +93,47 @@ int hv_date_parse(const char *p, const char *s, char out[11]) {
   return fhir_check_full_date(out) ? 0 : HVG_ERANGE;
 }
 
+/* 1 when the pattern at p starts a number token (YYYY, M, MM, D, DD). */
+static int hv__date_token(const char *p) {
+  return strncmp(p, "YYYY", 4) == 0 || *p == 'M' || *p == 'D';
+}
+
+int hv_date_format(const char *p, const char *iso, char *out, size_t cap) {
+  if (out && cap)
+    out[0] = '\0';
+  if (!p || !iso || !out || !hv_date_pattern_ok(p))
+    return HVG_EINVAL;
+  if (!fhir_check_full_date(iso))
+    return HVG_EFORMAT;
+  int y = atoi(iso), m = atoi(iso + 5), d = atoi(iso + 8);
+  size_t n = 0;
+  while (*p) {
+    char t[5];
+    size_t k;
+    if (strncmp(p, "YYYY", 4) == 0) {
+      k = (size_t)snprintf(t, sizeof t, "%04d", y);
+      p += 4;
+    } else if (*p == 'M' || *p == 'D') {
+      int v = *p == 'M' ? m : d;
+      int two = p[1] == *p;
+      p += two ? 2 : 1;
+      k = (size_t)snprintf(t, sizeof t,
+                           two || hv__date_token(p) ? "%02d" : "%d", v);
+    } else {
+      t[0] = *p++;
+      k = 1;
+    }
+    if (n + k >= cap) {
+      out[0] = '\0';
+      return HVG_ETOOBIG;
+    }
+    memcpy(out + n, t, k);
+    n += k;
+  }
+  out[n] = '\0';
+  return 0;
+}
+
 /* ---- loader ----------------------------------------------------------- */
 
 typedef struct hv__ml {
@@ -157,6 +198,60 @@ static void hv__ml_code(hv__ml *l, hv_field f, const char *ptr, const char *key,
   }
 }
 
+/* A field spec's "date_format" (date fields only). */
+static void hv__ml_date_format(hv__ml *l, const cJSON *jf, const char *ptr,
+                               hv_fieldmap *fm) {
+  fm->date_format = hvg_jconf_str(&l->j, jf, "date_format", ptr, 0);
+  const hv_field_info *fi = hv_field_get(fm->field);
+  if (fm->date_format) {
+    char p[512];
+    hvg_jconf_ptr(p, sizeof p, ptr, "date_format");
+    if (fi->type != HV_T_DATE)
+      hvg_jconf_err(&l->j, p, "only date fields take a date_format");
+    else if (!hv_date_pattern_ok(fm->date_format))
+      hvg_jconf_err(&l->j, p,
+                 "'%s' is not a date pattern (use YYYY, MM or M, DD or D "
+                 "and separators, e.g. MM/DD/YYYY)",
+                 fm->date_format);
+  }
+}
+
+/* A field spec's "map" of source labels to canonical values. */
+static void hv__ml_map(hv__ml *l, const cJSON *jf, const char *ptr,
+                       hv_fieldmap *fm) {
+  const cJSON *map = cJSON_GetObjectItemCaseSensitive(jf, "map");
+  if (map) {
+    char p[512];
+    hvg_jconf_ptr(p, sizeof p, ptr, "map");
+    if (!cJSON_IsObject(map)) {
+      hvg_jconf_err(&l->j, p, "must be an object of \"source label\": \"code\"");
+      return;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(map);
+    hv_valmap *vm = n ? hvg_arena_alloc(&l->m->arena, n * sizeof *vm) : NULL;
+    if (n && !vm) {
+      l->j.nomem = 1;
+      return;
+    }
+    size_t k = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, map) {
+      char ip[600];
+      hvg_jconf_ptr(ip, sizeof ip, p, it->string);
+      if (!cJSON_IsString(it)) {
+        hvg_jconf_err(&l->j, ip, "must map to a string");
+        continue;
+      }
+      hv__ml_code(l, fm->field, p, it->string, it->valuestring);
+      vm[k].from = hv__ml_dup(l, it->string);
+      vm[k].to = hv__ml_dup(l, it->valuestring);
+      k++;
+    }
+    fm->map = vm;
+    fm->n_map = k;
+  }
+}
+
 static void hv__ml_field(hv__ml *l, hv_source *src, const cJSON *jf,
                          const char *ptr, hv_fieldmap *fm) {
   if (cJSON_IsString(jf)) {
@@ -190,51 +285,152 @@ static void hv__ml_field(hv__ml *l, hv_source *src, const cJSON *jf,
     hvg_jconf_err(&l->j, ptr, "'from' and 'value' exclude each other");
   hv__ml_code(l, fm->field, ptr, "value", fm->value);
   hv__ml_code(l, fm->field, ptr, "default", fm->def);
-  fm->date_format = hvg_jconf_str(&l->j, jf, "date_format", ptr, 0);
-  const hv_field_info *fi = hv_field_get(fm->field);
-  if (fm->date_format) {
-    char p[512];
-    hvg_jconf_ptr(p, sizeof p, ptr, "date_format");
-    if (fi->type != HV_T_DATE)
-      hvg_jconf_err(&l->j, p, "only date fields take a date_format");
-    else if (!hv_date_pattern_ok(fm->date_format))
-      hvg_jconf_err(&l->j, p,
-                 "'%s' is not a date pattern (use YYYY, MM or M, DD or D "
-                 "and separators, e.g. MM/DD/YYYY)",
-                 fm->date_format);
-  }
-  const cJSON *map = cJSON_GetObjectItemCaseSensitive(jf, "map");
-  if (map) {
-    char p[512];
-    hvg_jconf_ptr(p, sizeof p, ptr, "map");
-    if (!cJSON_IsObject(map)) {
-      hvg_jconf_err(&l->j, p, "must be an object of \"source label\": \"code\"");
-      return;
-    }
-    size_t n = (size_t)cJSON_GetArraySize(map);
-    hv_valmap *vm = n ? hvg_arena_alloc(&l->m->arena, n * sizeof *vm) : NULL;
-    if (n && !vm) {
-      l->j.nomem = 1;
-      return;
-    }
-    size_t k = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, map) {
-      char ip[600];
-      hvg_jconf_ptr(ip, sizeof ip, p, it->string);
-      if (!cJSON_IsString(it)) {
-        hvg_jconf_err(&l->j, ip, "must map to a string");
-        continue;
-      }
-      hv__ml_code(l, fm->field, p, it->string, it->valuestring);
-      vm[k].from = hv__ml_dup(l, it->string);
-      vm[k].to = hv__ml_dup(l, it->valuestring);
-      k++;
-    }
-    fm->map = vm;
-    fm->n_map = k;
-  }
+  hv__ml_date_format(l, jf, ptr, fm);
+  hv__ml_map(l, jf, ptr, fm);
   (void)src;
+}
+
+/* CSV without a header: a key "#N" (1 <= N <= 1024) gives N, else 0. */
+static int hv__colnum(const char *key) {
+  if (key[0] != '#' || key[1] < '1' || key[1] > '9')
+    return 0;
+  long n = 0;
+  for (const char *p = key + 1; *p; p++) {
+    if (*p < '0' || *p > '9' || n > 1024)
+      return 0;
+    n = n * 10 + (*p - '0');
+  }
+  return n <= 1024 ? (int)n : 0;
+}
+
+/* One member of "export_fields": a column (string) or {from, map,
+ * date_format}. What only makes sense on input (a constant, a default, a
+ * required flag) is refused with its own message rather than as an unknown
+ * key, since the key is valid under "fields". */
+static void hv__ml_export_field(hv__ml *l, const cJSON *jf, const char *ptr,
+                                hv_fieldmap *fm) {
+  if (cJSON_IsString(jf)) {
+    if (!jf->valuestring[0])
+      hvg_jconf_err(&l->j, ptr, "column must not be empty");
+    fm->from = hv__ml_dup(l, jf->valuestring);
+    return;
+  }
+  if (!cJSON_IsObject(jf)) {
+    hvg_jconf_err(&l->j, ptr,
+                  "must be a column string or an object {from, map, "
+                  "date_format}");
+    return;
+  }
+  static const char *const export_keys[] = {"from", "date_format", "map", NULL};
+  static const char *const input_only_keys[] = {"value", "default", "required",
+                                                NULL};
+  const char *allowed[8];
+  size_t n = 0;
+  for (const char *const *k = export_keys; *k; k++)
+    allowed[n++] = *k;
+  for (const char *const *k = input_only_keys; *k; k++)
+    allowed[n++] = *k;
+  allowed[n] = NULL;
+  hvg_jconf_only(&l->j, jf, ptr, allowed);
+  for (const char *const *k = input_only_keys; *k; k++) {
+    if (!cJSON_GetObjectItemCaseSensitive(jf, *k))
+      continue;
+    char p[600];
+    hvg_jconf_ptr(p, sizeof p, ptr, *k);
+    hvg_jconf_err(&l->j, p,
+                  "'%s' is not allowed in export_fields: an export column "
+                  "holds the record's own value (only 'from', 'map' and "
+                  "'date_format')",
+                  *k);
+  }
+  fm->from = hvg_jconf_str(&l->j, jf, "from", ptr, 0);
+  if (!fm->from && !cJSON_GetObjectItemCaseSensitive(jf, "from"))
+    hvg_jconf_err(&l->j, ptr, "needs 'from', the column to write");
+  hv__ml_date_format(l, jf, ptr, fm);
+  hv__ml_map(l, jf, ptr, fm);
+}
+
+/* A source's "export_fields": canonical field -> column, for the export
+ * layout only. Checked after "fields", whose columns they must not reuse. */
+static void hv__ml_export_fields(hv__ml *l, const cJSON *js, const char *ptr,
+                                 hv_source *src) {
+  const cJSON *ef = cJSON_GetObjectItemCaseSensitive(js, "export_fields");
+  if (!ef)
+    return;
+  char p[512];
+  hvg_jconf_ptr(p, sizeof p, ptr, "export_fields");
+  if (!cJSON_IsObject(ef)) {
+    hvg_jconf_err(&l->j, p,
+                  "'export_fields' must be an object of canonical field: "
+                  "column");
+    return;
+  }
+  size_t n = (size_t)cJSON_GetArraySize(ef);
+  src->export_fields =
+      n ? hvg_arena_alloc(&l->m->arena, n * sizeof *src->export_fields) : NULL;
+  if (n && !src->export_fields) {
+    l->j.nomem = 1;
+    return;
+  }
+  int headless = src->ropts.format == HV_IN_CSV && src->ropts.no_header;
+  size_t k = 0;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, ef) {
+    char fp[600];
+    hvg_jconf_ptr(fp, sizeof fp, p, it->string);
+    int f = hv_field_lookup(it->string);
+    if (f < 0) {
+      hvg_jconf_err(&l->j, fp,
+                    "'%s' is not a canonical field (see docs/mapping.md)",
+                    it->string);
+      continue;
+    }
+    if (!(hv_field_get((hv_field)f)->flags & (1u << src->type))) {
+      hvg_jconf_err(&l->j, fp, "'%s' does not apply to %s records", it->string,
+                    hv_rectype_name(src->type));
+      continue;
+    }
+    int twice = 0;
+    for (size_t i = 0; i < k && !twice; i++)
+      twice = src->export_fields[i].field == (hv_field)f;
+    if (twice) {
+      hvg_jconf_err(&l->j, fp, "'%s' is mapped twice in export_fields",
+                    it->string);
+      continue;
+    }
+    hv_fieldmap *fm = &src->export_fields[k];
+    memset(fm, 0, sizeof *fm);
+    fm->field = (hv_field)f;
+    int errors = l->j.errors;
+    hv__ml_export_field(l, it, fp, fm);
+    if (!fm->from || !fm->from[0] || l->j.errors != errors)
+      continue;
+    char cp[700];
+    const char *where = cJSON_IsString(it) ? fp : cp;
+    hvg_jconf_ptr(cp, sizeof cp, fp, "from");
+    if (headless && !hv__colnum(fm->from)) {
+      hvg_jconf_err(&l->j, where,
+                    "without a header, columns are named #1, #2, ... (up to "
+                    "#1024)");
+      continue;
+    }
+    const hv_fieldmap *dup = NULL;
+    for (size_t i = 0; i < src->n_fields && !dup; i++)
+      if (src->fields[i].from && strcmp(src->fields[i].from, fm->from) == 0)
+        dup = &src->fields[i];
+    for (size_t i = 0; i < k && !dup; i++)
+      if (strcmp(src->export_fields[i].from, fm->from) == 0)
+        dup = &src->export_fields[i];
+    if (dup) {
+      hvg_jconf_err(&l->j, where,
+                    "column '%s' is already in the layout (for '%s'); an "
+                    "export column needs a name of its own",
+                    fm->from, hv_field_get(dup->field)->name);
+      continue;
+    }
+    k++;
+  }
+  src->n_export_fields = k;
 }
 
 /* Canonical fields a record type cannot do without. */
@@ -262,7 +458,7 @@ static void hv__ml_source(hv__ml *l, const cJSON *js, const char *ptr,
   static const char *const keys[] = {
       "name",  "record_type", "files",    "format",      "delimiter",
       "quote", "encoding",    "header",   "records",     "date_format",
-      "max_record_bytes",     "fields",   NULL};
+      "max_record_bytes",     "fields",   "export_fields", NULL};
   if (!cJSON_IsObject(js)) {
     hvg_jconf_err(&l->j, ptr, "a source must be an object");
     return;
@@ -403,6 +599,13 @@ static void hv__ml_source(hv__ml *l, const cJSON *js, const char *ptr,
                  hv_rectype_name(src->type));
       continue;
     }
+    if (fi->flags & HV_OUT) {
+      hvg_jconf_err(&l->j, fp,
+                    "'%s' is export only: map it under 'export_fields', "
+                    "not 'fields'",
+                    it->string);
+      continue;
+    }
     if (src->by_field[f]) {
       hvg_jconf_err(&l->j, fp, "'%s' is mapped twice", it->string);
       continue;
@@ -420,6 +623,7 @@ static void hv__ml_source(hv__ml *l, const cJSON *js, const char *ptr,
       hvg_jconf_err(&l->j, p, "%s records need the field '%s'",
                  hv_rectype_name(src->type), hv_field_get(f)->name);
   }
+  hv__ml_export_fields(l, js, ptr, src);
 }
 
 int hv_mapping_load(hv_mapping **out, const char *path,
@@ -558,4 +762,11 @@ const hv_source *hv_mapping_source_for(const hv_mapping *m, const char *file,
   if (!hit && m->n_sources == 1)
     hit = &m->sources[0];
   return hit;
+}
+
+const hv_source *hv_mapping_source_of_type(const hv_mapping *m, hv_rectype t) {
+  for (size_t i = 0; m && i < m->n_sources; i++)
+    if (m->sources[i].type == t)
+      return &m->sources[i];
+  return NULL;
 }

@@ -71,7 +71,7 @@ int hv__fill(hv_reader *r) {
 
 /* Converts in -> UTF-8 in r->conv per the declared encoding, or validates
  * UTF-8. Returns 0 or HVG_EENCODING with *bad = offset. */
-static const unsigned short hv__cp1252[32] = {
+const unsigned short hv__cp1252[32] = {
     0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
     0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0, 0x017D, 0,
     0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,

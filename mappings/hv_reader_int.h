@@ -1,5 +1,6 @@
 /* hv_reader_int — what the format parts of hv_reader share: the reader
- * struct, the input window and the value helpers. Not a public API. */
+ * struct, the input window and the value helpers (and, with hv_export, the
+ * Windows-1252 table). Not a public API. */
 #ifndef HV_READER_INT_H
 #define HV_READER_INT_H
 
@@ -43,6 +44,11 @@ struct hv_reader {
   struct hv__xml *xml; /* XML state (hv_reader_xml.c) */
   hvg_buf conv; /* encoding conversion / JSON value text */
 };
+
+/* Windows-1252 bytes 0x80-0x9F as Unicode code points (0: undefined byte);
+ * the other bytes are their own code point. Shared with hv_export, which
+ * encodes the other way. */
+extern const unsigned short hv__cp1252[32];
 
 /* Reads more input into the window. Returns 1 when bytes were added, 0 at end
  * of input, HVG_ETOOBIG when the unread part already exceeds max_record,

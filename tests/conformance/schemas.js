@@ -2,8 +2,9 @@
 // JSON Schemas of the configuration files, checked with a real validator
 // (Ajv 8, draft 2020-12) and against the C loader they describe:
 //  1. conf/schema/mapping.schema.json agrees with the loader's source: the
-//     canonical fields (HV_FIELD_MAP), record types, required fields, and
-//     the key lists, formats and encodings of mappings/hv_mapping.c;
+//     canonical fields (HV_FIELD_MAP; the export-only ones, HV_OUT, only
+//     under export_fields), record types, required fields, and the key
+//     lists, formats and encodings of mappings/hv_mapping.c;
 //  2. conf/mappings/*.json validate and `hvgate check-mapping` accepts them;
 //     conf/catalog/{instruments,services}.json validate;
 //  3. every fixtures/mapping-bad-*.json is rejected by the schema (with an
@@ -78,19 +79,29 @@ function checkMapping(file) {
   const fields = [];
   for (const m of hdr.matchAll(/XX\((\w+), "([^"]+)", (HV_T_\w+),([^)]*)\)/g)) {
     const recs = new Set();
-    for (const f of m[4].replace(/\\/g, ' ').split('|').map((s) => s.trim()))
-      if (f !== 'HV_PHI') [].concat(bit[f]).forEach((r) => recs.add(r));
-    fields.push({ id: m[1], name: m[2], type: m[3], recs: [...recs] });
+    const flags = m[4].replace(/\\/g, ' ').split('|').map((s) => s.trim());
+    for (const f of flags)
+      if (f !== 'HV_PHI' && f !== 'HV_OUT') [].concat(bit[f]).forEach((r) => recs.add(r));
+    fields.push({ id: m[1], name: m[2], type: m[3], recs: [...recs], out: flags.includes('HV_OUT') });
   }
+  check(fields.every((f) => f.recs.length > 0 && f.recs.every((r) => recNames.includes(r))),
+    'every HV_FIELD_MAP flag is a record type, HV_PHI or HV_OUT');
   const byId = Object.fromEntries(fields.map((f) => [f.id, f]));
+  const inputFields = fields.filter((f) => !f.out);
   const fprops = defs.source.properties.fields.properties;
-  check(fields.length > 30 && sameSet(Object.keys(fprops), fields.map((f) => f.name)),
-    'fields.properties = HV_FIELD_MAP names', `${Object.keys(fprops)}\nvs ${fields.map((f) => f.name)}`);
+  const eprops = (defs.source.properties.export_fields || {}).properties || {};
+  check(fields.length > 30 && sameSet(Object.keys(fprops), inputFields.map((f) => f.name)),
+    'fields.properties = HV_FIELD_MAP names without HV_OUT', `${Object.keys(fprops)}\nvs ${inputFields.map((f) => f.name)}`);
+  check(fields.some((f) => f.out) && sameSet(Object.keys(eprops), fields.map((f) => f.name)),
+    'export_fields.properties = all HV_FIELD_MAP names', `${Object.keys(eprops)}\nvs ${fields.map((f) => f.name)}`);
   for (const f of fields) {
     const p = fprops[f.name];
-    if (!p) continue;
     const want = f.type === 'HV_T_DATE' ? '#/$defs/dateField' : '#/$defs/field';
-    check(p.$ref === want, `fields.${f.name}: ${f.type} takes ${want}`, `has ${p.$ref}`);
+    if (p) check(p.$ref === want, `fields.${f.name}: ${f.type} takes ${want}`, `has ${p.$ref}`);
+    const e = eprops[f.name];
+    const ewant = f.type === 'HV_T_DATE' ? '#/$defs/exportDateField' : '#/$defs/exportField';
+    if (e) check(e.$ref === ewant, `export_fields.${f.name}: ${f.type} takes ${ewant}`, `has ${e.$ref}`);
+    if (e && f.out) check(/Export only/.test(e.description), `export_fields.${f.name} says it is export only`, e.description);
   }
   // fields per record type and the required ones (hv__required)
   const required = {};
@@ -102,8 +113,11 @@ function checkMapping(file) {
       r.if.properties.record_type.const === rt);
     if (!check(rule, `source.allOf has a rule for record_type ${rt}`)) continue;
     const fs2 = rule.then.properties.fields;
-    check(sameSet(fs2.propertyNames.enum, fields.filter((f) => f.recs.includes(rt)).map((f) => f.name)),
-      `fields allowed in ${rt} sources = HV_FIELD_MAP flags`);
+    check(sameSet(fs2.propertyNames.enum, inputFields.filter((f) => f.recs.includes(rt)).map((f) => f.name)),
+      `fields allowed in ${rt} sources = HV_FIELD_MAP flags (without HV_OUT)`);
+    const ef = rule.then.properties.export_fields;
+    check(ef && ef.propertyNames && sameSet(ef.propertyNames.enum, fields.filter((f) => f.recs.includes(rt)).map((f) => f.name)),
+      `export_fields allowed in ${rt} sources = HV_FIELD_MAP flags`);
     check(required[rt] && sameSet(fs2.required, required[rt]), `fields required in ${rt} sources = hv__required`,
       `${fs2.required} vs ${required[rt]}`);
   }
@@ -115,8 +129,11 @@ function checkMapping(file) {
   for (const m of canon.match(/hv_field_codes\(hv_field f\) \{([\s\S]*?)\n\}/)[1].matchAll(/case HV_F_(\w+):|return (hv__\w+_codes);/g)) {
     if (m[1]) { pending.push(m[1]); continue; }
     for (const id of pending) {
-      const d = fprops[byId[id].name].description;
-      check(codeLists[m[2]].every((c) => d.includes(c)), `fields.${byId[id].name} description lists ${codeLists[m[2]]}`, d);
+      for (const [where, props] of [['fields', fprops], ['export_fields', eprops]]) {
+        if (!props[byId[id].name]) continue;
+        const d = props[byId[id].name].description;
+        check(codeLists[m[2]].every((c) => d.includes(c)), `${where}.${byId[id].name} description lists ${codeLists[m[2]]}`, d);
+      }
     }
     pending = [];
   }
@@ -131,6 +148,15 @@ function checkMapping(file) {
   check(sameSet(props(defs.source), list('record_type')), 'source keys = loader', `${list('record_type')}`);
   check(sameSet(props(defs.dateFieldSpec), list('from')), 'field spec keys (date fields) = loader');
   check(sameSet(props(defs.fieldSpec), list('from').filter((k) => k !== 'date_format')), 'field spec keys = loader');
+  const named = (n) => [...(loader.match(new RegExp(`static const char \\*const ${n}\\[\\] = \\{([^}]*)\\}`)) || ['', ''])[1]
+    .matchAll(/"([^"]*)"/g)].map((x) => x[1]);
+  check(named('export_keys').length > 0 && sameSet(props(defs.exportDateFieldSpec || { properties: {} }), named('export_keys')),
+    'export field spec keys (date fields) = loader', `${named('export_keys')}`);
+  check(sameSet(props(defs.exportFieldSpec || { properties: {} }), named('export_keys').filter((k) => k !== 'date_format')), 'export field spec keys = loader');
+  check(sameSet([...named('export_keys'), ...named('input_only_keys')], list('from')),
+    'export field spec keys + the refused input-only keys = field spec keys');
+  check(sameSet((defs.exportFieldSpec || {}).required || [], ['from']) && sameSet((defs.exportDateFieldSpec || {}).required || [], ['from']),
+    "export field specs require 'from'");
   check(sameSet(defs.source.properties.format.anyOf[0].enum, list('csv')), 'format enum = loader');
   const enc = [...loader.match(/static int hv__encoding\([\s\S]*?\n\}/)[0].matchAll(/strcasecmp\(s, "([^"]+)"\)/g)].map((m) => m[1]);
   check(sameSet(defs.source.properties.encoding.anyOf[0].enum, enc), 'encoding enum = loader', `${enc}`);
@@ -285,6 +311,52 @@ const variants = [
     const f = { ...consent }; delete f['consent.granted_date'];
     m.sources = [{ name: 'c', record_type: 'consent', fields: f }];
   }],
+  // export_fields: the reverse direction
+  [true, 'export_fields: columns, specs with map and date_format', (m) => {
+    S(m).export_fields = {
+      'screening.covers_until': { from: 'covers_until', date_format: 'MM/DD/YYYY', description: 'd', $comment: 'c' },
+      'screening.rescreen_needed': { from: 'rescreen', map: { Y: 'yes', N: 'no' } },
+      'screening.date': { from: 'date_us', date_format: 'M/D/YYYY' },
+      'child.sex': 'sex',
+    };
+  }],
+  [true, 'empty export_fields', (m) => { S(m).export_fields = {}; }],
+  [true, 'export_fields of a referral source', (m) => {
+    m.sources = [{ name: 'r', record_type: 'referral',
+      fields: { record_id: 'id', 'referral.date': 'd', 'referral.service_type': 's', 'referral.to_org_id': 'o' },
+      export_fields: { 'referral.direction': 'dir', 'referral.task_status': { from: 'ts', map: { Done: 'completed' } },
+        'referral.sent_date': 'sent', 'referral.closed_date': { from: 'closed', date_format: 'DD.MM.YYYY' },
+        'referral.outcome': 'outcome', 'referral.status_reason': 'why', 'referral.business_status': 'bs' } }];
+  }],
+  [true, 'export_fields of a well_child source', (m) => {
+    m.sources = [{ name: 'wc', record_type: 'well_child', fields: wellChild,
+      export_fields: { 'screening.covers_until': 'until', 'screening.rescreen_needed': 'due' } }];
+  }],
+  [true, 'export_fields with #N columns without a header', (m) => {
+    S(m).header = false; m.sources[0].fields = { record_id: '#1', 'screening.instrument': '#2', 'screening.date': '#3', 'child.id': '#4' };
+    S(m).export_fields = { 'screening.covers_until': '#6' };
+  }],
+  [false, 'export-only field under fields', (m) => { F(m)['screening.covers_until'] = 'until'; }],
+  [false, 'export-only referral field under fields', (m) => {
+    m.sources = [{ name: 'r', record_type: 'referral',
+      fields: { record_id: 'id', 'referral.date': 'd', 'referral.service_type': 's', 'referral.to_org_id': 'o', 'referral.sent_date': 'sent' } }];
+  }],
+  [false, 'export_fields that is an array', (m) => { S(m).export_fields = ['until']; }],
+  [false, 'export_fields: unknown field', (m) => { S(m).export_fields = { 'screening.until': 'u' }; }],
+  [false, 'export_fields: field of another record type', (m) => { S(m).export_fields = { 'referral.sent_date': 's' }; }],
+  [false, "export_fields: 'value'", (m) => { S(m).export_fields = { 'screening.rescreen_needed': { from: 'r', value: 'no' } }; }],
+  [false, "export_fields: 'default'", (m) => { S(m).export_fields = { 'screening.rescreen_needed': { from: 'r', default: 'no' } }; }],
+  [false, "export_fields: 'required'", (m) => { S(m).export_fields = { 'screening.covers_until': { from: 'u', required: true } }; }],
+  [false, "export_fields: spec without 'from'", (m) => { S(m).export_fields = { 'screening.rescreen_needed': { map: { Y: 'yes' } } }; }],
+  [false, 'export_fields: empty column', (m) => { S(m).export_fields = { 'screening.covers_until': '' }; }],
+  [false, 'export_fields: a number', (m) => { S(m).export_fields = { 'screening.covers_until': 6 }; }],
+  [false, 'export_fields: unknown spec key', (m) => { S(m).export_fields = { 'screening.covers_until': { from: 'u', form: 'x' } }; }],
+  [false, 'export_fields: date_format on a code field', (m) => {
+    S(m).export_fields = { 'screening.rescreen_needed': { from: 'r', date_format: 'MM/DD/YYYY' } };
+  }],
+  [false, 'export_fields: bad date_format', (m) => { S(m).export_fields = { 'screening.covers_until': { from: 'u', date_format: 'DD/MM/YY' } }; }],
+  [false, 'export_fields: map that is a string', (m) => { S(m).export_fields = { 'screening.rescreen_needed': { from: 'r', map: 'x' } }; }],
+  [false, "'$comment' among the export_fields", (m) => { S(m).export_fields = { $comment: 'x' }; }],
 ];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hvgate-schemas-'));
 try {

@@ -63,7 +63,9 @@ has "$out/e.txt" "/sources/0/fields: screening records need the field 'screening
 
 # check-mapping against the sample: preview masks personal data.
 expect 65 "check-mapping sample" "$hvgate" check-mapping -m "$map" --today 2026-11-23 "$data/screenings.csv"
-has "$out/o.txt" "is valid: 3 sources"
+has "$out/o.txt" "is valid: 4 sources"
+has "$out/o.txt" "referrals        referral   21 fields, 12 export_fields"
+has "$out/o.txt" "well_child_results well_child 17 fields, 2 export_fields"
 has "$out/o.txt" "157 records as source 'screenings': 6 would be rejected"
 has "$out/o.txt" "child.given                        (3 characters, masked)"
 grep -q "Sofía" "$out/o.txt" && { echo "FAIL: preview shows a name"; fail=1; }
