@@ -93,6 +93,19 @@ int64_t store_now_ms(void);
 int store_hash(const void *data, size_t len, unsigned char out[STORE_HASH_LEN],
                hvg_err *err);
 
+/* ---- Transactions spanning several calls ------------------------------ */
+
+/* Group writes into one transaction: after store_tx_begin every write
+ * function of this handle joins it instead of committing on its own; a
+ * write that fails inside undoes only its own changes (a savepoint) and
+ * returns its error, and the caller decides. store_tx_end commits (commit
+ * != 0) or rolls back everything since store_tx_begin. Reads see the
+ * transaction's own changes. Not nestable: HVG_ESTATE when one is already
+ * open (begin) or none is (end); HVG_EIO, HVG_ENOMEM. A failed commit
+ * rolls back; the handle is usable afterwards either way. */
+int store_tx_begin(store *st, hvg_err *err);
+int store_tx_end(store *st, int commit, hvg_err *err);
+
 /* ---- Intake ---------------------------------------------------------- */
 
 /* One partner a record is to be delivered to, as the caller decided it
@@ -364,29 +377,50 @@ void store_audit_iter_close(store_audit_iter *it);
 /* ---- Referrals (closed loop, issue 4) ---------------------------------- */
 
 typedef struct store_referral {
+  int64_t id;              /* output: row id (paging of store_referral_list) */
   const char *program;     /* key, required */
   const char *referral_id; /* key, required */
-  const char *partner;     /* receiving organization's partner id */
+  const char *partner;     /* the partner on the other side of the loop */
   const char *status;      /* Task.status; required when creating */
-  const char *task_id;     /* the Task's id on the partner's server */
+  const char *task_id;     /* the hosted Task's id (GET /fhir/Task/{id}) */
+  const char *direction;   /* "outbound" (program -> partner, the default)
+                              or "inbound"; set when creating only */
+  const char *hv_status;   /* home visiting status derived from the loop */
   const char *data;        /* caller's JSON; data_len bytes */
   size_t data_len;
-  int64_t created_at_ms; /* output of store_referral_get */
-  int64_t updated_at_ms; /* output of store_referral_get */
-  void *mem_;            /* owner of strings filled by store_referral_get */
+  int64_t created_at_ms;   /* outputs of store_referral_get/list */
+  int64_t updated_at_ms;
+  int64_t sent_at_ms;      /* first delivery to the partner; 0: not yet */
+  void *mem_;              /* owner of strings filled by get/list */
 } store_referral;
 
 /* Create the referral (status required; its first transition, from none to
- * status, is recorded) or update it: non-NULL partner, task_id and data
- * replace the stored ones; status only changes through transitions.
- * HVG_EINVAL, HVG_EIO, HVG_ENOMEM. */
+ * status, is recorded with hv_status) or update it: non-NULL partner,
+ * task_id, hv_status and data replace the stored ones; status only changes
+ * through transitions, direction never. HVG_EINVAL, HVG_EIO, HVG_ENOMEM. */
 int store_referral_upsert(store *st, const store_referral *r, int64_t now_ms,
                           hvg_err *err);
 
-/* Record a status transition and make it the referral's status. With a
- * non-NULL from_status the current status must equal it (HVG_ESTATE
- * otherwise: someone else moved it). HVG_ENOTFOUND for an unknown referral;
- * HVG_EINVAL, HVG_EIO, HVG_ENOMEM. Transitions are append-only. */
+/* One accepted status change of a referral's Task. */
+typedef struct store_transition {
+  int64_t at_ms;
+  const char *from_status; /* input: expected current status, or NULL */
+  const char *to_status;   /* required */
+  const char *hv_status;   /* derived home visiting status, may be NULL */
+  const char *actor;       /* required: "partner:ID", "program:ID", ... */
+  const char *source;      /* "push", "poll", "subscription", "export", ... */
+  const char *detail;      /* reason (statusReason text), may be NULL */
+} store_transition;
+
+/* Record a transition and make it the referral's status (and hv_status
+ * when given). With a non-NULL from_status the current status must equal
+ * it (HVG_ESTATE otherwise: someone else moved it). HVG_ENOTFOUND for an
+ * unknown referral; HVG_EINVAL, HVG_EIO, HVG_ENOMEM. Append-only. */
+int store_referral_transition(store *st, const char *program,
+                              const char *referral_id,
+                              const store_transition *t, hvg_err *err);
+
+/* The same without hv_status and source (kept for callers of issue 3). */
 int store_referral_transition_add(store *st, const char *program,
                                   const char *referral_id,
                                   const char *from_status,
@@ -399,6 +433,172 @@ int store_referral_transition_add(store *st, const char *program,
 int store_referral_get(store *st, const char *program, const char *referral_id,
                        store_referral *out, hvg_err *err);
 void store_referral_release(store_referral *r);
+
+/* Referrals of `program` updated at or after since_ms (0: all) with row id
+ * > after_id, in row id order, at most max into out[0..*n_out); page with
+ * after_id = the last id. Release each with store_referral_release.
+ * HVG_EINVAL, HVG_EIO, HVG_ENOMEM (then *n_out == 0). */
+int store_referral_list(store *st, const char *program, int64_t since_ms,
+                        int64_t after_id, size_t max, store_referral *out,
+                        size_t *n_out, hvg_err *err);
+
+/* The transitions of a referral, oldest first, at most max into
+ * out[0..*n_out); their strings live in *mem, which the caller releases
+ * with store_referral_history_free. HVG_ENOTFOUND, HVG_EINVAL, HVG_EIO,
+ * HVG_ENOMEM (*mem NULL then). */
+int store_referral_history(store *st, const char *program,
+                           const char *referral_id, store_transition *out,
+                           size_t max, size_t *n_out, void **mem,
+                           hvg_err *err);
+void store_referral_history_free(void *mem);
+
+/* ---- Hosted FHIR resources (the gateway's /fhir endpoint) -------------- */
+
+/* A resource the gateway serves: the Tasks (and ServiceRequests) of the
+ * referrals it carries, and what partners create on it (results, referrals
+ * to a program). The body is the resource JSON without meta.versionId and
+ * meta.lastUpdated: those are the version and stamp columns, set here and
+ * put into the resource by whoever serves it. */
+typedef struct store_resource {
+  const char *type, *id;  /* key */
+  int64_t version;        /* 1, 2, ... (output of put/get) */
+  int64_t updated_ms;     /* stamp (output of put/get) */
+  const char *partner;    /* the one partner that may see and change it */
+  const char *program;    /* the home visiting program it belongs to */
+  const char *referral_id;
+  /* search columns: references as "Type/id", identifier "system|value" */
+  const char *status, *owner, *focus, *patient, *identifier;
+  const char *body;
+  size_t body_len;
+  void *mem_; /* owner of strings filled by get/search */
+} store_resource;
+
+/* Write r. expect_version 0: create (HVG_ESTATE when it exists);
+ * > 0: replace that version (HVG_ENOTFOUND when absent, HVG_ESTATE when
+ * the stored version differs: somebody changed it since); < 0: create or
+ * replace whatever is there. On success r->version and r->updated_ms hold
+ * the new version and stamp; the stamp is now_ms or, if not later than
+ * every stamp in the store, one more than the latest, so stamps strictly
+ * increase (a safe polling cursor). HVG_EINVAL (type, id, body missing or
+ * too long), HVG_EIO, HVG_ENOMEM; nothing changes on error. */
+int store_resource_put(store *st, store_resource *r, int64_t expect_version,
+                       int64_t now_ms, hvg_err *err);
+
+/* Fill *out with the resource (release with store_resource_release).
+ * HVG_ENOTFOUND, HVG_EINVAL, HVG_EIO, HVG_ENOMEM. */
+int store_resource_get(store *st, const char *type, const char *id,
+                       store_resource *out, hvg_err *err);
+void store_resource_release(store_resource *r);
+
+#define STORE_QUERY_MAX_VALUES 16
+
+/* A search: every non-NULL condition must hold. Lists are alternatives
+ * (status=a,b). Results in stamp order, then id. */
+typedef struct store_resource_query {
+  const char *type;    /* required */
+  const char *partner; /* only this partner's */
+  const char *program; /* only this program's */
+  const char *status[STORE_QUERY_MAX_VALUES];
+  size_t n_status;
+  const char *owner, *focus, *patient, *identifier;
+  int64_t updated_gt_ms, updated_ge_ms, updated_lt_ms, updated_le_ms; /* 0:
+                                                                         none */
+  size_t offset; /* skip this many matches */
+} store_resource_query;
+
+/* Up to max matches into out[0..*n_out) (release each), *total (may be
+ * NULL) the number of matches ignoring offset and max. HVG_EINVAL,
+ * HVG_EIO, HVG_ENOMEM (then *n_out == 0). */
+int store_resource_search(store *st, const store_resource_query *q,
+                          store_resource *out, size_t max, size_t *n_out,
+                          size_t *total, hvg_err *err);
+
+/* ---- Results from partners (well-child results for a program) ---------- */
+
+typedef struct store_result {
+  int64_t id;              /* output: row id, for paging */
+  const char *program;     /* required */
+  const char *partner;     /* required: who sent it */
+  const char *source_ref;  /* required: "Observation/123" at the gateway or
+                              the partner: the same source replaces it */
+  const char *kind;        /* required: "screening" or "visit" */
+  const char *child_id;    /* the program's child id */
+  const char *instrument;  /* catalogue id */
+  const char *date;        /* YYYY-MM-DD */
+  const char *data;        /* canonical JSON; data_len bytes, required */
+  size_t data_len;
+  int64_t created_at_ms, updated_at_ms; /* outputs */
+  void *mem_;
+} store_result;
+
+/* Insert or replace (by program, partner, source_ref) r. *changed (may be
+ * NULL) is 1 when something new was stored, 0 when it was the same.
+ * HVG_EINVAL, HVG_EIO, HVG_ENOMEM. */
+int store_result_put(store *st, const store_result *r, int64_t now_ms,
+                     int *changed, hvg_err *err);
+
+/* As store_referral_list, for results. */
+int store_result_list(store *st, const char *program, int64_t since_ms,
+                      int64_t after_id, size_t max, store_result *out,
+                      size_t *n_out, hvg_err *err);
+void store_result_release(store_result *r);
+
+/* The latest result of `program` about child_id with this instrument, or
+ * HVG_ENOTFOUND. Release with store_result_release. */
+int store_result_latest(store *st, const char *program, const char *child_id,
+                        const char *instrument, store_result *out,
+                        hvg_err *err);
+
+/* ---- Inbox: what a partner told the gateway to fetch ------------------- */
+
+/* Remember references ("Task/123", relative to the partner's base) that a
+ * subscription notification named, due at now_ms; one entry per reference
+ * (a repeat while pending changes nothing). HVG_EINVAL, HVG_EIO,
+ * HVG_ENOMEM: nothing is stored then. */
+int store_inbox_add(store *st, const char *partner, const char *const *refs,
+                    size_t n, int64_t now_ms, hvg_err *err);
+
+typedef struct store_inbox_item {
+  char ref[STORE_KEY_MAX + 1];
+  int attempts;
+} store_inbox_item;
+
+/* Up to max due entries of the partner, oldest first. HVG_EINVAL, HVG_EIO,
+ * HVG_ENOMEM. */
+int store_inbox_due(store *st, const char *partner, int64_t now_ms,
+                    store_inbox_item *out, size_t max, size_t *n_out,
+                    hvg_err *err);
+
+/* Done with an entry: removed (retry_at_ms == 0) or due again at
+ * retry_at_ms with `reason` (no PHI). HVG_EINVAL, HVG_EIO. */
+int store_inbox_done(store *st, const char *partner, const char *ref,
+                     int64_t retry_at_ms, const char *reason, int64_t now_ms,
+                     hvg_err *err);
+
+/* Entries waiting for the partner (NULL: all partners). */
+int store_inbox_count(store *st, const char *partner, int64_t *n,
+                      hvg_err *err);
+
+/* ---- Events for a program (webhook feed) ------------------------------- */
+
+typedef struct store_event {
+  int64_t id, at_ms;
+  const char *kind; /* "referral", "result" */
+  const char *ref;  /* referral id or result source */
+  void *mem_;
+} store_event;
+
+/* Append an event for `program`. *id_out may be NULL. HVG_EINVAL, HVG_EIO,
+ * HVG_ENOMEM. */
+int store_event_add(store *st, const char *program, const char *kind,
+                    const char *ref, int64_t now_ms, int64_t *id_out,
+                    hvg_err *err);
+
+/* Events of program with id > after_id, oldest first, at most max. */
+int store_event_list(store *st, const char *program, int64_t after_id,
+                     size_t max, store_event *out, size_t *n_out,
+                     hvg_err *err);
+void store_event_release(store_event *e);
 
 /* ---- Consents ---------------------------------------------------------- */
 

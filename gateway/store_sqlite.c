@@ -14,6 +14,7 @@
  * in-flight rows (so an expired lease is simply "due" again). `claims`
  * counts claims and is the lease token checked by ack/retry/dead. */
 #include "store.h"
+#include "store_sqlite_int.h"
 
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -138,7 +139,8 @@ static const char MIGRATION_1[] =
 
 /* Migration i (0-based) brings the schema from version i to i + 1. Append
  * only; never edit a released step. */
-static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2};
+static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2,
+                                         st__migration_loop};
 #define N_MIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
 /* ---- cached statements ------------------------------------------------ */
@@ -168,6 +170,9 @@ static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2};
                " ORDER BY granted DESC LIMIT 1")                              \
   X(COMMIT, "COMMIT")                                                         \
   X(ROLLBACK, "ROLLBACK")                                                     \
+  X(SAVEPOINT, "SAVEPOINT w")                                                 \
+  X(RELEASE, "RELEASE w")                                                     \
+  X(ROLLBACK_TO, "ROLLBACK TO w")                                             \
   X(REC_GET, "SELECT id, version, hash, patient_key FROM records"             \
              " WHERE program = ?1 AND record_type = ?2 AND record_id = ?3")   \
   X(REC_INS, "INSERT INTO records(program, record_type, record_id, version,"  \
@@ -259,18 +264,30 @@ static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2};
   X(REF_KEY, "SELECT id, status FROM referrals WHERE program = ?1"            \
              " AND referral_id = ?2")                                         \
   X(REF_INS, "INSERT INTO referrals(program, referral_id, partner, status,"   \
-             " task_id, data, created_at, updated_at)"                        \
-             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")                      \
+             " task_id, data, created_at, updated_at, direction, hv_status)"  \
+             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7,"                       \
+             " coalesce(?8, 'outbound'), ?9)")                                \
   X(REF_UPD, "UPDATE referrals SET partner = coalesce(?2, partner),"          \
              " task_id = coalesce(?3, task_id), data = coalesce(?4, data),"   \
+             " hv_status = coalesce(?6, hv_status),"                          \
              " updated_at = ?5 WHERE id = ?1")                                \
-  X(REF_STATUS, "UPDATE referrals SET status = ?2, updated_at = ?3"           \
-                " WHERE id = ?1")                                             \
+  X(REF_STATUS, "UPDATE referrals SET status = ?2, updated_at = ?3,"          \
+                " hv_status = coalesce(?4, hv_status) WHERE id = ?1")         \
   X(REF_TR_INS, "INSERT INTO referral_transitions(referral, at, from_status," \
-                " to_status, actor, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
+                " to_status, actor, detail, hv_status, source)"               \
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")                   \
   X(REF_GET, "SELECT program, referral_id, partner, status, task_id, data,"   \
-             " created_at, updated_at FROM referrals WHERE program = ?1"      \
-             " AND referral_id = ?2")                                         \
+             " direction, hv_status, created_at, updated_at, sent_at, id"     \
+             " FROM referrals WHERE program = ?1 AND referral_id = ?2")       \
+  X(REF_LIST, "SELECT program, referral_id, partner, status, task_id, data,"  \
+              " direction, hv_status, created_at, updated_at, sent_at, id"    \
+              " FROM referrals WHERE program = ?1 AND updated_at >= ?2"       \
+              " AND id > ?3 ORDER BY id LIMIT ?4")                            \
+  X(REF_HIST, "SELECT at, from_status, to_status, hv_status, actor, source,"  \
+              " detail FROM referral_transitions WHERE referral = ?1"         \
+              " ORDER BY id LIMIT ?2")                                        \
+  X(REF_SENT, "UPDATE referrals SET sent_at = ?3, updated_at = ?3"            \
+              " WHERE program = ?1 AND referral_id = ?2 AND sent_at IS NULL") \
   X(CUR_GET, "SELECT cursor FROM partner_cursor WHERE partner = ?1")          \
   X(CUR_SET, "INSERT INTO partner_cursor(partner, cursor, updated_at)"        \
              " VALUES (?1, ?2, ?3) ON CONFLICT(partner) DO UPDATE"            \
@@ -282,6 +299,8 @@ enum {
 #undef STORE__Q_ENUM
       Q__COUNT
 };
+
+_Static_assert(Q__COUNT <= ST__Q_MAX, "raise ST__Q_MAX");
 
 static const char *const QUERY_SQL[Q__COUNT] = {
 #define STORE__Q_SQL(name, sql) sql,
@@ -298,22 +317,15 @@ static const char *const QUERY_SQL[Q__COUNT] = {
 #define CKPT_SOFT_PAGES 1000
 #define CKPT_HARD_PAGES 16384
 
-typedef struct ckpt {
+struct st__ckpt {
   pthread_t th;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int stop;
   int wanted;
   sqlite3 *db; /* the thread's own connection */
-} ckpt;
-
-struct store {
-  sqlite3 *db;
-  sqlite3_stmt *q[Q__COUNT];
-  int busy_timeout_ms;
-  int iterators; /* open audit iterators */
-  ckpt *ck;      /* NULL: checkpoints inline (":memory:", inline_checkpoint) */
 };
+typedef struct st__ckpt ckpt;
 
 struct store_audit_iter {
   store *st;
@@ -324,7 +336,7 @@ struct store_audit_iter {
 
 /* Map a SQLite result code to an HVG code with a detail. SQLite's messages
  * name tables, columns and constraints, never bound values. */
-static int db_fail(store *st, int rc, const char *what, hvg_err *err) {
+int st__db_fail(store *st, int rc, const char *what, hvg_err *err) {
   int prim = rc & 0xff;
   if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
     return hvg_err_set(err, HVG_EIO, what,
@@ -341,133 +353,181 @@ static int db_fail(store *st, int rc, const char *what, hvg_err *err) {
   return hvg_err_set(err, HVG_EIO, what, "database error: %s", m);
 }
 
-/* The cached statement q, ready for binding (prepared on first use). */
-static int stmt(store *st, int q, sqlite3_stmt **out, hvg_err *err) {
-  if (!st->q[q]) {
-    int rc = sqlite3_prepare_v3(st->db, QUERY_SQL[q], -1,
-                                SQLITE_PREPARE_PERSISTENT, &st->q[q], NULL);
+int st__prepare(store *st, sqlite3_stmt **slot, const char *sql,
+                sqlite3_stmt **out, hvg_err *err) {
+  if (!*slot) {
+    int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                slot, NULL);
     if (rc != SQLITE_OK) {
-      st->q[q] = NULL;
+      *slot = NULL;
       *out = NULL;
-      return db_fail(st, rc, "store.prepare", err);
+      return st__db_fail(st, rc, "store.prepare", err);
     }
   }
-  *out = st->q[q];
+  *out = *slot;
   return 0;
+}
+
+/* The cached statement q, ready for binding (prepared on first use). */
+static int st__stmt(store *st, int q, sqlite3_stmt **out, hvg_err *err) {
+  return st__prepare(st, &st->q[q], QUERY_SQL[q], out, err);
 }
 
 /* Release a statement after use: reset (drops locks, read snapshot) and
  * clear bindings so no pointer to caller memory outlives the call. */
-static void done(sqlite3_stmt *s) {
+void st__done(sqlite3_stmt *s) {
   if (s) {
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
   }
 }
 
-static int bind_rc(store *st, sqlite3_stmt *s, int rc, hvg_err *err) {
+static int st__bind_rc(store *st, sqlite3_stmt *s, int rc, hvg_err *err) {
   if (rc == SQLITE_OK)
     return 0;
-  done(s);
-  return db_fail(st, rc, "store.bind", err);
+  st__done(s);
+  return st__db_fail(st, rc, "store.bind", err);
 }
 
-static int bind_text(store *st, sqlite3_stmt *s, int i, const char *v,
+int st__bind_text(store *st, sqlite3_stmt *s, int i, const char *v,
                      hvg_err *err) {
   int rc = v ? sqlite3_bind_text64(s, i, v, (sqlite3_uint64)strlen(v),
                                    SQLITE_STATIC, SQLITE_UTF8)
              : sqlite3_bind_null(s, i);
-  return bind_rc(st, s, rc, err);
+  return st__bind_rc(st, s, rc, err);
 }
 
-static int bind_textn(store *st, sqlite3_stmt *s, int i, const char *v,
+int st__bind_textn(store *st, sqlite3_stmt *s, int i, const char *v,
                       size_t n, hvg_err *err) {
   int rc = v ? sqlite3_bind_text64(s, i, v, (sqlite3_uint64)n, SQLITE_STATIC,
                                    SQLITE_UTF8)
              : sqlite3_bind_null(s, i);
-  return bind_rc(st, s, rc, err);
+  return st__bind_rc(st, s, rc, err);
 }
 
-static int bind_blob(store *st, sqlite3_stmt *s, int i, const void *v,
+static int st__bind_blob(store *st, sqlite3_stmt *s, int i, const void *v,
                      size_t n, hvg_err *err) {
-  return bind_rc(st, s,
+  return st__bind_rc(st, s,
                  sqlite3_bind_blob64(s, i, v, (sqlite3_uint64)n,
                                      SQLITE_STATIC),
                  err);
 }
 
-static int bind_i64(store *st, sqlite3_stmt *s, int i, int64_t v,
+int st__bind_i64(store *st, sqlite3_stmt *s, int i, int64_t v,
                     hvg_err *err) {
-  return bind_rc(st, s, sqlite3_bind_int64(s, i, (sqlite3_int64)v), err);
+  return st__bind_rc(st, s, sqlite3_bind_int64(s, i, (sqlite3_int64)v), err);
 }
 
 /* Step; returns SQLITE_ROW or SQLITE_DONE (positive), or a negative HVG
  * code with the statement already released. */
-static int step(store *st, sqlite3_stmt *s, const char *what, hvg_err *err) {
+int st__step(store *st, sqlite3_stmt *s, const char *what, hvg_err *err) {
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW || rc == SQLITE_DONE)
     return rc;
-  int r = db_fail(st, rc, what, err);
-  done(s);
+  int r = st__db_fail(st, rc, what, err);
+  st__done(s);
   return r;
 }
 
 /* Step a statement that returns no rows, then release it. */
-static int exec_done(store *st, sqlite3_stmt *s, const char *what,
+int st__exec_done(store *st, sqlite3_stmt *s, const char *what,
                      hvg_err *err) {
-  int rc = step(st, s, what, err);
+  int rc = st__step(st, s, what, err);
   if (rc < 0)
     return rc;
-  done(s);
+  st__done(s);
   if (rc != SQLITE_DONE)
     return hvg_err_set(err, HVG_EIO, what, "database: unexpected row");
   return 0;
 }
 
-static int run_q(store *st, int q, const char *what, hvg_err *err) {
+static int st__run_q(store *st, int q, const char *what, hvg_err *err) {
   sqlite3_stmt *s;
-  int rc = stmt(st, q, &s, err);
-  return rc ? rc : exec_done(st, s, what, err);
+  int rc = st__stmt(st, q, &s, err);
+  return rc ? rc : st__exec_done(st, s, what, err);
 }
 
-static int tx_begin(store *st, hvg_err *err) {
-  return run_q(st, Q_BEGIN, "store.begin", err);
+/* Inside a caller's transaction (store_tx_begin) a write is a savepoint,
+ * so that its failure undoes only its own changes. */
+int st__tx_begin(store *st, hvg_err *err) {
+  if (st->tx_user)
+    return st__run_q(st, Q_SAVEPOINT, "store.savepoint", err);
+  return st__run_q(st, Q_BEGIN, "store.begin", err);
 }
 
-static void tx_rollback(store *st) {
+static void st__tx_rollback(store *st) {
   if (sqlite3_get_autocommit(st->db))
     return; /* SQLite already rolled back (e.g. after SQLITE_FULL) */
   hvg_err ignored;
-  if (run_q(st, Q_ROLLBACK, "store.rollback", &ignored) != 0)
+  if (st__run_q(st, Q_ROLLBACK, "store.rollback", &ignored) != 0)
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static int tx_commit(store *st, hvg_err *err) {
-  int rc = run_q(st, Q_COMMIT, "store.commit", err);
+static int st__tx_commit(store *st, hvg_err *err) {
+  int rc = st__run_q(st, Q_COMMIT, "store.commit", err);
   if (rc)
-    tx_rollback(st);
+    st__tx_rollback(st);
   return rc;
 }
 
-/* Finish a write: commit when rc == 0, roll back otherwise. */
-static int tx_end(store *st, int rc, hvg_err *err) {
+/* Finish a write: commit when rc == 0, roll back otherwise (inside a
+ * caller's transaction: release or roll back to the write's savepoint). */
+int st__tx_end(store *st, int rc, hvg_err *err) {
+  if (st->tx_user) {
+    hvg_err ignored;
+    if (rc == 0)
+      return st__run_q(st, Q_RELEASE, "store.savepoint", err);
+    if (!sqlite3_get_autocommit(st->db)) {
+      st__run_q(st, Q_ROLLBACK_TO, "store.savepoint", &ignored);
+      st__run_q(st, Q_RELEASE, "store.savepoint", &ignored);
+    }
+    return rc;
+  }
   if (rc == 0)
-    return tx_commit(st, err);
-  tx_rollback(st);
+    return st__tx_commit(st, err);
+  st__tx_rollback(st);
   return rc;
 }
 
-static int col_i(sqlite3_stmt *s, int c) {
+int store_tx_begin(store *st, hvg_err *err) {
+  if (!st)
+    return hvg_err_set(err, HVG_EINVAL, "store.tx", "NULL argument");
+  if (st->tx_user)
+    return hvg_err_set(err, HVG_ESTATE, "store.tx",
+                       "a transaction is already open on this handle");
+  int rc = st__run_q(st, Q_BEGIN, "store.begin", err);
+  if (!rc)
+    st->tx_user = 1;
+  return rc;
+}
+
+int store_tx_end(store *st, int commit, hvg_err *err) {
+  if (!st)
+    return hvg_err_set(err, HVG_EINVAL, "store.tx", "NULL argument");
+  if (!st->tx_user)
+    return hvg_err_set(err, HVG_ESTATE, "store.tx", "no transaction is open");
+  st->tx_user = 0;
+  if (!commit) {
+    st__tx_rollback(st);
+    return 0;
+  }
+  if (sqlite3_get_autocommit(st->db)) /* rolled back by SQLite (I/O, full) */
+    return hvg_err_set(err, HVG_EIO, "store.commit",
+                       "the transaction was rolled back by the database");
+  return st__tx_commit(st, err);
+}
+
+int st__col_i(sqlite3_stmt *s, int c) {
   return sqlite3_column_int(s, c);
 }
-static int64_t col_i64(sqlite3_stmt *s, int c) {
+int64_t st__col_i64(sqlite3_stmt *s, int c) {
   return (int64_t)sqlite3_column_int64(s, c);
 }
 
 /* Copy text columns cols[0..n) of the current row into one malloc'd block;
  * dst[i] gets the copy (NULL for SQL NULL), lens[i] its length (lens may be
  * NULL). Returns the block or NULL on ENOMEM. */
-static void *copy_cols(sqlite3_stmt *s, const int *cols, size_t n,
+void *st__copy_cols(sqlite3_stmt *s, const int *cols, size_t n,
                        const char **dst[], size_t *lens) {
   size_t total = 1;
   for (size_t i = 0; i < n; i++) {
@@ -503,7 +563,7 @@ static void *copy_cols(sqlite3_stmt *s, const int *cols, size_t n,
   return mem;
 }
 
-static int need(const char *v, const char *field, size_t max, hvg_err *err) {
+int st__need(const char *v, const char *field, size_t max, hvg_err *err) {
   if (!v || !*v)
     return hvg_err_set(err, HVG_EINVAL, field, "required");
   if (strlen(v) > max)
@@ -522,30 +582,30 @@ static int read_version(store *st, int *v, hvg_err *err) {
   int rc = sqlite3_prepare_v2(st->db, "SELECT max(version) FROM schema_version",
                               -1, &s, NULL);
   if (rc != SQLITE_OK)
-    return db_fail(st, rc, "store.schema_version", err);
+    return st__db_fail(st, rc, "store.schema_version", err);
   rc = sqlite3_step(s);
   if (rc != SQLITE_ROW) {
-    int r = db_fail(st, rc, "store.schema_version", err);
+    int r = st__db_fail(st, rc, "store.schema_version", err);
     sqlite3_finalize(s);
     return r;
   }
-  *v = col_i(s, 0); /* max() of no rows is NULL -> 0 */
+  *v = st__col_i(s, 0); /* max() of no rows is NULL -> 0 */
   sqlite3_finalize(s);
   return 0;
 }
 
-static int exec_sql(store *st, const char *sql, const char *what,
+static int st__exec_sql(store *st, const char *sql, const char *what,
                     hvg_err *err) {
   int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
-  return rc == SQLITE_OK ? 0 : db_fail(st, rc, what, err);
+  return rc == SQLITE_OK ? 0 : st__db_fail(st, rc, what, err);
 }
 
 static int migrate(store *st, hvg_err *err) {
   for (;;) {
-    int rc = tx_begin(st, err);
+    int rc = st__tx_begin(st, err);
     if (rc)
       return rc;
-    rc = exec_sql(st,
+    rc = st__exec_sql(st,
                   "CREATE TABLE IF NOT EXISTS schema_version ("
                   " version INTEGER PRIMARY KEY,"
                   " applied_at INTEGER NOT NULL)",
@@ -560,15 +620,15 @@ static int migrate(store *st, hvg_err *err) {
                        "database",
                        v, N_MIGRATIONS);
     if (rc || v == N_MIGRATIONS)
-      return tx_end(st, rc, err);
-    rc = exec_sql(st, MIGRATIONS[v], "store.migrate", err);
+      return st__tx_end(st, rc, err);
+    rc = st__exec_sql(st, MIGRATIONS[v], "store.migrate", err);
     if (!rc) {
       char sql[128];
       snprintf(sql, sizeof sql,
                "INSERT INTO schema_version(version, applied_at)"
                " VALUES (%d, %lld)",
                v + 1, (long long)store_now_ms());
-      rc = exec_sql(st, sql, "store.migrate", err);
+      rc = st__exec_sql(st, sql, "store.migrate", err);
     }
     if (rc && err && err->code == HVG_EIO) {
       char m[sizeof err->msg];
@@ -576,7 +636,7 @@ static int migrate(store *st, hvg_err *err) {
       hvg_err_set(err, HVG_EIO, "store.migrate",
                   "migration to schema version %d failed: %s", v + 1, m);
     }
-    rc = tx_end(st, rc, err);
+    rc = st__tx_end(st, rc, err);
     if (rc)
       return rc;
   }
@@ -588,10 +648,10 @@ static int pragma_text(store *st, const char *sql, char *buf, size_t cap,
   sqlite3_stmt *s = NULL;
   int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
   if (rc != SQLITE_OK)
-    return db_fail(st, rc, "store.pragma", err);
+    return st__db_fail(st, rc, "store.pragma", err);
   rc = sqlite3_step(s);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-    int r = db_fail(st, rc, "store.pragma", err);
+    int r = st__db_fail(st, rc, "store.pragma", err);
     sqlite3_finalize(s);
     return r;
   }
@@ -736,13 +796,13 @@ int store_open(store **out, const char *path, const store_opts *opts,
   sqlite3_extended_result_codes(st->db, 1);
   rc = sqlite3_busy_timeout(st->db, st->busy_timeout_ms);
   if (rc != SQLITE_OK) {
-    rc = db_fail(st, rc, "store.open", err);
+    rc = st__db_fail(st, rc, "store.open", err);
     goto fail;
   }
   /* 8 KiB pages for a new database (no effect on an existing one): a
    * ~3.5 KB Bundle fills half a page instead of most of one, and batched
    * intake writes fewer pages (docs/decisions.md). */
-  rc = exec_sql(st, "PRAGMA page_size=8192", "store.open", err);
+  rc = st__exec_sql(st, "PRAGMA page_size=8192", "store.open", err);
   if (rc)
     goto fail;
   char mode[32];
@@ -756,12 +816,12 @@ int store_open(store **out, const char *path, const store_opts *opts,
                      mode);
     goto fail;
   }
-  rc = exec_sql(st,
+  rc = st__exec_sql(st,
                 opts && opts->full_sync ? "PRAGMA synchronous=FULL"
                                         : "PRAGMA synchronous=NORMAL",
                 "store.open", err);
   if (!rc)
-    rc = exec_sql(st,
+    rc = st__exec_sql(st,
                   "PRAGMA foreign_keys=ON;"
                   "PRAGMA recursive_triggers=ON;"
                   "PRAGMA journal_size_limit=67108864;"
@@ -771,7 +831,7 @@ int store_open(store **out, const char *path, const store_opts *opts,
     char q[64];
     int mib = opts && opts->cache_mib > 0 ? opts->cache_mib : 32;
     snprintf(q, sizeof q, "PRAGMA cache_size=-%d", mib * 1024);
-    rc = exec_sql(st, q, "store.open", err);
+    rc = st__exec_sql(st, q, "store.open", err);
   }
   if (rc)
     goto fail;
@@ -835,14 +895,14 @@ static int check_zero(store *st, const char *sql, const char *what,
   sqlite3_stmt *s = NULL;
   int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
   if (rc != SQLITE_OK)
-    return db_fail(st, rc, "store.check", err);
+    return st__db_fail(st, rc, "store.check", err);
   rc = sqlite3_step(s);
   int r = 0;
   if (rc == SQLITE_ROW) {
     if (sqlite3_column_int64(s, 0) != 0)
       r = hvg_err_set(err, HVG_ESTATE, "store.check", "%s", what);
   } else if (rc != SQLITE_DONE) {
-    r = db_fail(st, rc, "store.check", err);
+    r = st__db_fail(st, rc, "store.check", err);
   }
   sqlite3_finalize(s);
   return r;
@@ -905,28 +965,28 @@ int store_check(store *st, hvg_err *err) {
 static int lane_busy(store *st, const char *partner, const char *pk,
                      hvg_err *err) {
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_OB_LANE_ANY, &s, err);
+  int rc = st__stmt(st, Q_OB_LANE_ANY, &s, err);
   if (!rc)
-    rc = bind_text(st, s, 1, partner, err);
+    rc = st__bind_text(st, s, 1, partner, err);
   if (!rc)
-    rc = bind_text(st, s, 2, pk, err);
+    rc = st__bind_text(st, s, 2, pk, err);
   if (rc)
     return rc;
-  rc = step(st, s, "store.lane", err);
+  rc = st__step(st, s, "store.lane", err);
   if (rc < 0)
     return rc;
-  done(s);
+  st__done(s);
   return rc == SQLITE_ROW;
 }
 
 static int set_head(store *st, int64_t id, int head, hvg_err *err) {
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_SET_HEAD, &s, err);
+  int rc = st__stmt(st, Q_SET_HEAD, &s, err);
   if (!rc)
-    rc = bind_i64(st, s, 1, id, err);
+    rc = st__bind_i64(st, s, 1, id, err);
   if (!rc)
-    rc = bind_i64(st, s, 2, head, err);
-  return rc ? rc : exec_done(st, s, "store.lane", err);
+    rc = st__bind_i64(st, s, 2, head, err);
+  return rc ? rc : st__exec_done(st, s, "store.lane", err);
 }
 
 /* The head of the lane just finished (in-flight rows are always heads):
@@ -935,19 +995,19 @@ static int lane_next(store *st, const char *partner, const char *pk,
                      hvg_err *err) {
   sqlite3_stmt *s;
   int64_t first = 0;
-  int rc = stmt(st, Q_LANE_FIRST, &s, err);
+  int rc = st__stmt(st, Q_LANE_FIRST, &s, err);
   if (!rc)
-    rc = bind_text(st, s, 1, partner, err);
+    rc = st__bind_text(st, s, 1, partner, err);
   if (!rc)
-    rc = bind_text(st, s, 2, pk, err);
+    rc = st__bind_text(st, s, 2, pk, err);
   if (rc)
     return rc;
-  rc = step(st, s, "store.lane", err);
+  rc = st__step(st, s, "store.lane", err);
   if (rc < 0)
     return rc;
   if (rc == SQLITE_ROW)
-    first = col_i64(s, 0);
-  done(s);
+    first = st__col_i64(s, 0);
+  st__done(s);
   return first ? set_head(st, first, 1, err) : 0;
 }
 
@@ -958,37 +1018,37 @@ static int lane_fix(store *st, const char *partner, const char *pk,
   sqlite3_stmt *s;
   int64_t head = 0;
   int head_state = -1;
-  int rc = stmt(st, Q_LANE_HEAD, &s, err);
+  int rc = st__stmt(st, Q_LANE_HEAD, &s, err);
   if (!rc)
-    rc = bind_text(st, s, 1, partner, err);
+    rc = st__bind_text(st, s, 1, partner, err);
   if (!rc)
-    rc = bind_text(st, s, 2, pk, err);
+    rc = st__bind_text(st, s, 2, pk, err);
   if (rc)
     return rc;
-  rc = step(st, s, "store.lane", err);
+  rc = st__step(st, s, "store.lane", err);
   if (rc < 0)
     return rc;
   if (rc == SQLITE_ROW) {
-    head = col_i64(s, 0);
-    head_state = col_i(s, 1);
+    head = st__col_i64(s, 0);
+    head_state = st__col_i(s, 1);
   }
-  done(s);
+  st__done(s);
   if (head_state == ST_INFLIGHT)
     return 0;
   int64_t first = 0;
-  rc = stmt(st, Q_LANE_FIRST, &s, err);
+  rc = st__stmt(st, Q_LANE_FIRST, &s, err);
   if (!rc)
-    rc = bind_text(st, s, 1, partner, err);
+    rc = st__bind_text(st, s, 1, partner, err);
   if (!rc)
-    rc = bind_text(st, s, 2, pk, err);
+    rc = st__bind_text(st, s, 2, pk, err);
   if (rc)
     return rc;
-  rc = step(st, s, "store.lane", err);
+  rc = st__step(st, s, "store.lane", err);
   if (rc < 0)
     return rc;
   if (rc == SQLITE_ROW)
-    first = col_i64(s, 0);
-  done(s);
+    first = st__col_i64(s, 0);
+  st__done(s);
   if (first == head)
     return 0;
   if (head && (rc = set_head(st, head, 0, err)) != 0)
@@ -1003,7 +1063,7 @@ static int check_record(const store_record *r, size_t i, hvg_err *err) {
 #define STORE__NEED(member, max)                                              \
   do {                                                                        \
     snprintf(f, sizeof f, "batch[%zu]." #member, i);                          \
-    int rc_ = need(r->member, f, max, err);                                   \
+    int rc_ = st__need(r->member, f, max, err);                                   \
     if (rc_)                                                                  \
       return rc_;                                                             \
   } while (0)
@@ -1022,7 +1082,7 @@ static int check_record(const store_record *r, size_t i, hvg_err *err) {
   }
   for (size_t t = 0; t < r->n_targets; t++) {
     snprintf(f, sizeof f, "batch[%zu].targets[%zu].partner", i, t);
-    int rc = need(r->targets[t].partner, f, STORE_PARTNER_MAX, err);
+    int rc = st__need(r->targets[t].partner, f, STORE_PARTNER_MAX, err);
     if (rc)
       return rc;
     for (size_t u = 0; u < t; u++)
@@ -1046,23 +1106,23 @@ static int queue_item(store *st, int64_t ver_id, int64_t rec,
     head = !busy;
   }
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_OB_INS, &s, err);
+  int rc = st__stmt(st, Q_OB_INS, &s, err);
   if (!rc)
-    rc = bind_i64(st, s, 1, ver_id, err);
+    rc = st__bind_i64(st, s, 1, ver_id, err);
   if (!rc)
-    rc = bind_i64(st, s, 2, rec, err);
+    rc = st__bind_i64(st, s, 2, rec, err);
   if (!rc)
-    rc = bind_text(st, s, 3, t->partner, err);
+    rc = st__bind_text(st, s, 3, t->partner, err);
   if (!rc)
-    rc = bind_text(st, s, 4, pk, err);
+    rc = st__bind_text(st, s, 4, pk, err);
   if (!rc)
-    rc = bind_text(st, s, 5, t->consent_id, err);
+    rc = st__bind_text(st, s, 5, t->consent_id, err);
   if (!rc)
-    rc = bind_i64(st, s, 6, head, err);
+    rc = st__bind_i64(st, s, 6, head, err);
   if (!rc)
-    rc = bind_i64(st, s, 7, now, err);
+    rc = st__bind_i64(st, s, 7, now, err);
   if (!rc)
-    rc = exec_done(st, s, "store.put", err);
+    rc = st__exec_done(st, s, "store.put", err);
   if (!rc && !fast)
     rc = lane_fix(st, t->partner, pk, err);
   return rc;
@@ -1072,21 +1132,21 @@ static int insert_version(store *st, int64_t rec, int64_t version,
                           const store_record *r, int64_t now, int64_t *ver_id,
                           hvg_err *err) {
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_VER_INS, &s, err);
+  int rc = st__stmt(st, Q_VER_INS, &s, err);
   if (!rc)
-    rc = bind_i64(st, s, 1, rec, err);
+    rc = st__bind_i64(st, s, 1, rec, err);
   if (!rc)
-    rc = bind_i64(st, s, 2, version, err);
+    rc = st__bind_i64(st, s, 2, version, err);
   if (!rc)
-    rc = bind_blob(st, s, 3, r->hash, STORE_HASH_LEN, err);
+    rc = st__bind_blob(st, s, 3, r->hash, STORE_HASH_LEN, err);
   if (!rc)
-    rc = bind_text(st, s, 4, r->sensitivity, err);
+    rc = st__bind_text(st, s, 4, r->sensitivity, err);
   if (!rc)
-    rc = bind_textn(st, s, 5, r->bundle, r->bundle_len, err);
+    rc = st__bind_textn(st, s, 5, r->bundle, r->bundle_len, err);
   if (!rc)
-    rc = bind_i64(st, s, 6, now, err);
+    rc = st__bind_i64(st, s, 6, now, err);
   if (!rc)
-    rc = exec_done(st, s, "store.put", err);
+    rc = st__exec_done(st, s, "store.put", err);
   if (!rc)
     *ver_id = (int64_t)sqlite3_last_insert_rowid(st->db);
   return rc;
@@ -1111,14 +1171,14 @@ static int live_items(store *st, int64_t rec, live_item **out, size_t *n_out,
   *out = NULL;
   *n_out = 0;
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_OB_REC_LIVE, &s, err);
+  int rc = st__stmt(st, Q_OB_REC_LIVE, &s, err);
   if (!rc)
-    rc = bind_i64(st, s, 1, rec, err);
+    rc = st__bind_i64(st, s, 1, rec, err);
   if (rc)
     return rc;
   live_item *v = NULL;
   size_t n = 0, cap = 0;
-  while ((rc = step(st, s, "store.put", err)) == SQLITE_ROW) {
+  while ((rc = st__step(st, s, "store.put", err)) == SQLITE_ROW) {
     if (n == cap) {
       size_t nc = cap ? cap * 2 : 4;
       live_item *nv = realloc(v, nc * sizeof *nv);
@@ -1130,8 +1190,8 @@ static int live_items(store *st, int64_t rec, live_item **out, size_t *n_out,
       cap = nc;
     }
     live_item *it = &v[n];
-    it->id = col_i64(s, 0);
-    it->state = col_i(s, 2);
+    it->id = st__col_i64(s, 0);
+    it->state = st__col_i(s, 2);
     const unsigned char *p = sqlite3_column_text(s, 1);
     const unsigned char *k = sqlite3_column_text(s, 3);
     it->pk = k ? strdup((const char *)k) : NULL;
@@ -1143,7 +1203,7 @@ static int live_items(store *st, int64_t rec, live_item **out, size_t *n_out,
     snprintf(it->partner, sizeof it->partner, "%s", (const char *)p);
     n++;
   }
-  done(s);
+  st__done(s);
   if (rc != SQLITE_DONE) {
     live_free(v, n);
     return rc < 0 ? rc : HVG_EIO;
@@ -1155,31 +1215,31 @@ static int live_items(store *st, int64_t rec, live_item **out, size_t *n_out,
 
 static int supersede(store *st, int64_t id, int64_t now, hvg_err *err) {
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_OB_SUPERSEDE, &s, err);
+  int rc = st__stmt(st, Q_OB_SUPERSEDE, &s, err);
   if (!rc)
-    rc = bind_i64(st, s, 1, id, err);
+    rc = st__bind_i64(st, s, 1, id, err);
   if (!rc)
-    rc = bind_i64(st, s, 2, now, err);
-  return rc ? rc : exec_done(st, s, "store.put", err);
+    rc = st__bind_i64(st, s, 2, now, err);
+  return rc ? rc : st__exec_done(st, s, "store.put", err);
 }
 
 static int put_changed(store *st, const store_record *r, int64_t rec,
                        int64_t version, int64_t now, store_put_result *res,
                        hvg_err *err) {
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_REC_UPD, &s, err);
+  int rc = st__stmt(st, Q_REC_UPD, &s, err);
   if (!rc)
-    rc = bind_i64(st, s, 1, rec, err);
+    rc = st__bind_i64(st, s, 1, rec, err);
   if (!rc)
-    rc = bind_i64(st, s, 2, version, err);
+    rc = st__bind_i64(st, s, 2, version, err);
   if (!rc)
-    rc = bind_blob(st, s, 3, r->hash, STORE_HASH_LEN, err);
+    rc = st__bind_blob(st, s, 3, r->hash, STORE_HASH_LEN, err);
   if (!rc)
-    rc = bind_text(st, s, 4, r->patient_key, err);
+    rc = st__bind_text(st, s, 4, r->patient_key, err);
   if (!rc)
-    rc = bind_i64(st, s, 5, now, err);
+    rc = st__bind_i64(st, s, 5, now, err);
   if (!rc)
-    rc = exec_done(st, s, "store.put", err);
+    rc = st__exec_done(st, s, "store.put", err);
   int64_t ver_id = 0;
   if (!rc)
     rc = insert_version(st, rec, version, r, now, &ver_id, err);
@@ -1215,33 +1275,33 @@ static int put_unchanged(store *st, const store_record *r, int64_t rec,
   int64_t ver_id = 0;
   for (size_t t = 0; t < r->n_targets; t++) {
     sqlite3_stmt *s;
-    int rc = stmt(st, Q_OB_HAS_PARTNER, &s, err);
+    int rc = st__stmt(st, Q_OB_HAS_PARTNER, &s, err);
     if (!rc)
-      rc = bind_i64(st, s, 1, rec, err);
+      rc = st__bind_i64(st, s, 1, rec, err);
     if (!rc)
-      rc = bind_text(st, s, 2, r->targets[t].partner, err);
+      rc = st__bind_text(st, s, 2, r->targets[t].partner, err);
     if (rc)
       return rc;
-    rc = step(st, s, "store.put", err);
+    rc = st__step(st, s, "store.put", err);
     if (rc < 0)
       return rc;
-    done(s);
+    st__done(s);
     if (rc == SQLITE_ROW)
       continue; /* this partner has (had) a version: nothing to do */
     if (!ver_id) {
-      rc = stmt(st, Q_VER_GET, &s, err);
+      rc = st__stmt(st, Q_VER_GET, &s, err);
       if (!rc)
-        rc = bind_i64(st, s, 1, rec, err);
+        rc = st__bind_i64(st, s, 1, rec, err);
       if (!rc)
-        rc = bind_i64(st, s, 2, version, err);
+        rc = st__bind_i64(st, s, 2, version, err);
       if (rc)
         return rc;
-      rc = step(st, s, "store.put", err);
+      rc = st__step(st, s, "store.put", err);
       if (rc < 0)
         return rc;
       if (rc == SQLITE_ROW)
-        ver_id = col_i64(s, 0);
-      done(s);
+        ver_id = st__col_i64(s, 0);
+      st__done(s);
       if (!ver_id)
         return hvg_err_set(err, HVG_EIO, "store.put",
                            "database: current version row missing");
@@ -1258,28 +1318,28 @@ static int put_one(store *st, const store_record *r, int64_t now,
                    store_put_result *res, hvg_err *err) {
   memset(res, 0, sizeof *res);
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_REC_GET, &s, err);
+  int rc = st__stmt(st, Q_REC_GET, &s, err);
   if (!rc)
-    rc = bind_text(st, s, 1, r->program, err);
+    rc = st__bind_text(st, s, 1, r->program, err);
   if (!rc)
-    rc = bind_text(st, s, 2, r->record_type, err);
+    rc = st__bind_text(st, s, 2, r->record_type, err);
   if (!rc)
-    rc = bind_text(st, s, 3, r->record_id, err);
+    rc = st__bind_text(st, s, 3, r->record_id, err);
   if (rc)
     return rc;
-  rc = step(st, s, "store.put", err);
+  rc = st__step(st, s, "store.put", err);
   if (rc < 0)
     return rc;
   if (rc == SQLITE_ROW) {
-    int64_t rec = col_i64(s, 0);
-    int64_t version = col_i64(s, 1);
+    int64_t rec = st__col_i64(s, 0);
+    int64_t version = st__col_i64(s, 1);
     const void *h = sqlite3_column_blob(s, 2);
     int same = h && sqlite3_column_bytes(s, 2) == STORE_HASH_LEN &&
                memcmp(h, r->hash, STORE_HASH_LEN) == 0;
     if (same) {
       const unsigned char *k = sqlite3_column_text(s, 3);
       char *pk = k ? strdup((const char *)k) : NULL;
-      done(s);
+      st__done(s);
       if (!pk)
         return hvg_err_set(err, HVG_ENOMEM, "store.put", NULL);
       res->status = STORE_PUT_UNCHANGED;
@@ -1288,28 +1348,28 @@ static int put_one(store *st, const store_record *r, int64_t now,
       free(pk);
       return rc;
     }
-    done(s);
+    st__done(s);
     res->status = STORE_PUT_CHANGED;
     res->version = version + 1;
     return put_changed(st, r, rec, version + 1, now, res, err);
   }
-  done(s);
+  st__done(s);
   /* NEW */
-  rc = stmt(st, Q_REC_INS, &s, err);
+  rc = st__stmt(st, Q_REC_INS, &s, err);
   if (!rc)
-    rc = bind_text(st, s, 1, r->program, err);
+    rc = st__bind_text(st, s, 1, r->program, err);
   if (!rc)
-    rc = bind_text(st, s, 2, r->record_type, err);
+    rc = st__bind_text(st, s, 2, r->record_type, err);
   if (!rc)
-    rc = bind_text(st, s, 3, r->record_id, err);
+    rc = st__bind_text(st, s, 3, r->record_id, err);
   if (!rc)
-    rc = bind_blob(st, s, 4, r->hash, STORE_HASH_LEN, err);
+    rc = st__bind_blob(st, s, 4, r->hash, STORE_HASH_LEN, err);
   if (!rc)
-    rc = bind_text(st, s, 5, r->patient_key, err);
+    rc = st__bind_text(st, s, 5, r->patient_key, err);
   if (!rc)
-    rc = bind_i64(st, s, 6, now, err);
+    rc = st__bind_i64(st, s, 6, now, err);
   if (!rc)
-    rc = exec_done(st, s, "store.put", err);
+    rc = st__exec_done(st, s, "store.put", err);
   if (rc)
     return rc;
   int64_t rec = (int64_t)sqlite3_last_insert_rowid(st->db);
@@ -1338,14 +1398,14 @@ int store_put_records(store *st, const store_record *batch, size_t n,
   }
   if (n == 0)
     return 0;
-  int rc = tx_begin(st, err);
+  int rc = st__tx_begin(st, err);
   if (rc)
     return rc;
   for (size_t i = 0; !rc && i < n; i++) {
     store_put_result tmp;
     rc = put_one(st, &batch[i], now_ms, results ? &results[i] : &tmp, err);
   }
-  return tx_end(st, rc, err);
+  return st__tx_end(st, rc, err);
 }
 
 /* ---- outbox ------------------------------------------------------------- */
@@ -1373,36 +1433,36 @@ int store_claim(store *st, const char *partner, size_t max, int64_t now_ms,
     return 0;
   if (max > (size_t)INT32_MAX)
     max = (size_t)INT32_MAX;
-  int rc = tx_begin(st, err);
+  int rc = st__tx_begin(st, err);
   if (rc)
     return rc;
   sqlite3_stmt *s;
   size_t n = 0;
-  rc = stmt(st, Q_CLAIM_SEL, &s, err);
+  rc = st__stmt(st, Q_CLAIM_SEL, &s, err);
   if (!rc)
-    rc = bind_text(st, s, 1, partner, err);
+    rc = st__bind_text(st, s, 1, partner, err);
   if (!rc)
-    rc = bind_i64(st, s, 2, now_ms, err);
+    rc = st__bind_i64(st, s, 2, now_ms, err);
   if (!rc)
-    rc = bind_i64(st, s, 3, (int64_t)max, err);
+    rc = st__bind_i64(st, s, 3, (int64_t)max, err);
   if (rc)
-    return tx_end(st, rc, err);
+    return st__tx_end(st, rc, err);
   /* collect first: rows are updated only after the SELECT is finished */
-  while ((rc = step(st, s, "store.claim", err)) == SQLITE_ROW) {
+  while ((rc = st__step(st, s, "store.claim", err)) == SQLITE_ROW) {
     store_item *it = &out[n];
     memset(it, 0, sizeof *it);
-    it->id = col_i64(s, 0);
-    it->lease = col_i64(s, 1) + 1;
+    it->id = st__col_i64(s, 0);
+    it->lease = st__col_i64(s, 1) + 1;
     it->lease_until = now_ms + lease_ms;
-    it->attempts = col_i(s, 2) + 1;
-    it->version = col_i64(s, 5);
+    it->attempts = st__col_i(s, 2) + 1;
+    it->version = st__col_i64(s, 5);
     static const int cols[] = {3, 4, 6, 7, 8, 9, 10, 11};
     const char **dst[] = {&it->patient_key, &it->consent_id,
                           &it->sensitivity, &it->bundle,
                           &it->program,     &it->record_type,
                           &it->record_id,   &it->partner};
     size_t lens[8];
-    it->mem_ = copy_cols(s, cols, 8, dst, lens);
+    it->mem_ = st__copy_cols(s, cols, 8, dst, lens);
     if (!it->mem_) {
       rc = hvg_err_set(err, HVG_ENOMEM, "store.claim", NULL);
       break;
@@ -1410,23 +1470,23 @@ int store_claim(store *st, const char *partner, size_t max, int64_t now_ms,
     it->bundle_len = lens[3];
     n++;
   }
-  done(s);
+  st__done(s);
   if (rc == SQLITE_DONE)
     rc = 0;
   else if (rc > 0)
     rc = HVG_EIO;
   for (size_t i = 0; !rc && i < n; i++) {
-    rc = stmt(st, Q_CLAIM_UPD, &s, err);
+    rc = st__stmt(st, Q_CLAIM_UPD, &s, err);
     if (!rc)
-      rc = bind_i64(st, s, 1, out[i].id, err);
+      rc = st__bind_i64(st, s, 1, out[i].id, err);
     if (!rc)
-      rc = bind_i64(st, s, 2, out[i].lease_until, err);
+      rc = st__bind_i64(st, s, 2, out[i].lease_until, err);
     if (!rc)
-      rc = bind_i64(st, s, 3, now_ms, err);
+      rc = st__bind_i64(st, s, 3, now_ms, err);
     if (!rc)
-      rc = exec_done(st, s, "store.claim", err);
+      rc = st__exec_done(st, s, "store.claim", err);
   }
-  rc = tx_end(st, rc, err);
+  rc = st__tx_end(st, rc, err);
   if (rc) {
     store_items_release(out, n);
     return rc;
@@ -1447,28 +1507,28 @@ typedef struct ob_row {
 static int ob_get(store *st, int64_t id, ob_row *row, hvg_err *err) {
   memset(row, 0, sizeof *row);
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_OB_GET, &s, err);
+  int rc = st__stmt(st, Q_OB_GET, &s, err);
   if (!rc)
-    rc = bind_i64(st, s, 1, id, err);
+    rc = st__bind_i64(st, s, 1, id, err);
   if (rc)
     return rc;
-  rc = step(st, s, "store.outbox", err);
+  rc = st__step(st, s, "store.outbox", err);
   if (rc < 0)
     return rc;
   if (rc == SQLITE_DONE) {
-    done(s);
+    st__done(s);
     return hvg_err_set(err, HVG_ENOTFOUND, "store.outbox",
                        "no outbox item %lld", (long long)id);
   }
-  row->state = col_i(s, 0);
-  row->claims = col_i64(s, 1);
-  row->record = col_i64(s, 4);
+  row->state = st__col_i(s, 0);
+  row->claims = st__col_i64(s, 1);
+  row->record = st__col_i64(s, 4);
   const unsigned char *p = sqlite3_column_text(s, 2);
   const unsigned char *k = sqlite3_column_text(s, 3);
   row->pk = k ? strdup((const char *)k) : NULL;
   if (p)
     snprintf(row->partner, sizeof row->partner, "%s", (const char *)p);
-  done(s);
+  st__done(s);
   if (!p || !row->pk) {
     free(row->pk);
     row->pk = NULL;
@@ -1500,23 +1560,23 @@ static int ob_update(store *st, int q, int64_t id, int64_t a, const char *t,
                      int64_t b, hvg_err *err) {
   /* binds ?1 id, ?2 a, then for OB_RETRY ?3 t and ?4 b */
   sqlite3_stmt *s;
-  int rc = stmt(st, q, &s, err);
+  int rc = st__stmt(st, q, &s, err);
   if (!rc)
-    rc = bind_i64(st, s, 1, id, err);
+    rc = st__bind_i64(st, s, 1, id, err);
   if (!rc)
-    rc = bind_i64(st, s, 2, a, err);
+    rc = st__bind_i64(st, s, 2, a, err);
   if (!rc && q == Q_OB_RETRY) {
-    rc = bind_text(st, s, 3, t, err);
+    rc = st__bind_text(st, s, 3, t, err);
     if (!rc)
-      rc = bind_i64(st, s, 4, b, err);
+      rc = st__bind_i64(st, s, 4, b, err);
   }
-  return rc ? rc : exec_done(st, s, "store.outbox", err);
+  return rc ? rc : st__exec_done(st, s, "store.outbox", err);
 }
 
 static int audit_insert(store *st, const store_audit_entry *e,
                         const store_item *it, hvg_err *err) {
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_AUDIT_INS, &s, err);
+  int rc = st__stmt(st, Q_AUDIT_INS, &s, err);
   if (rc)
     return rc;
 #define STORE__DEF(f) (e->f ? e->f : it ? it->f : NULL)
@@ -1530,15 +1590,15 @@ static int audit_insert(store *st, const store_audit_entry *e,
                         STORE__DEF(consent_id),
                         e->detail};
 #undef STORE__DEF
-  rc = bind_i64(st, s, 1, e->at_ms, err);
+  rc = st__bind_i64(st, s, 1, e->at_ms, err);
   for (int i = 0; !rc && i < 9; i++)
-    rc = bind_text(st, s, i + 2, vals[i], err);
-  return rc ? rc : exec_done(st, s, "store.audit", err);
+    rc = st__bind_text(st, s, i + 2, vals[i], err);
+  return rc ? rc : st__exec_done(st, s, "store.audit", err);
 }
 
 static int check_audit(const store_audit_entry *e, hvg_err *err) {
-  int rc = need(e->actor, "audit.actor", STORE_KEY_MAX, err);
-  return rc ? rc : need(e->action, "audit.action", STORE_KEY_MAX, err);
+  int rc = st__need(e->actor, "audit.actor", STORE_KEY_MAX, err);
+  return rc ? rc : st__need(e->action, "audit.action", STORE_KEY_MAX, err);
 }
 
 static int check_outcome(const store_outcome *o, size_t i, hvg_err *err) {
@@ -1556,11 +1616,11 @@ static int check_outcome(const store_outcome *o, size_t i, hvg_err *err) {
     for (size_t k = 0; k < o->n_ids; k++) {
       const store_assigned_id *d = &o->ids[k];
       snprintf(f, sizeof f, "outcomes[%zu].ids[%zu]", i, k);
-      int rc = need(d->resource_type, f, STORE_KEY_MAX, err);
+      int rc = st__need(d->resource_type, f, STORE_KEY_MAX, err);
       if (!rc)
-        rc = need(d->identifier, f, STORE_KEY_MAX * 2, err);
+        rc = st__need(d->identifier, f, STORE_KEY_MAX * 2, err);
       if (!rc)
-        rc = need(d->id, f, STORE_KEY_MAX, err);
+        rc = st__need(d->id, f, STORE_KEY_MAX, err);
       if (rc)
         return rc;
     }
@@ -1585,36 +1645,48 @@ static int finish_delivered(store *st, const store_outcome *o,
   int rc = ob_update(st, Q_OB_ACK, it->id, now, NULL, 0, err);
   for (size_t i = 0; !rc && i < o->n_ids; i++) {
     sqlite3_stmt *s;
-    rc = stmt(st, Q_SID_PUT, &s, err);
+    rc = st__stmt(st, Q_SID_PUT, &s, err);
     if (!rc)
-      rc = bind_text(st, s, 1, row->partner, err);
+      rc = st__bind_text(st, s, 1, row->partner, err);
     if (!rc)
-      rc = bind_text(st, s, 2, o->ids[i].resource_type, err);
+      rc = st__bind_text(st, s, 2, o->ids[i].resource_type, err);
     if (!rc)
-      rc = bind_text(st, s, 3, o->ids[i].identifier, err);
+      rc = st__bind_text(st, s, 3, o->ids[i].identifier, err);
     if (!rc)
-      rc = bind_text(st, s, 4, o->ids[i].id, err);
+      rc = st__bind_text(st, s, 4, o->ids[i].id, err);
     if (!rc)
-      rc = bind_text(st, s, 5, o->ids[i].version_id, err);
+      rc = st__bind_text(st, s, 5, o->ids[i].version_id, err);
     if (!rc)
-      rc = bind_i64(st, s, 6, row->record, err);
+      rc = st__bind_i64(st, s, 6, row->record, err);
     if (!rc)
-      rc = bind_i64(st, s, 7, now, err);
+      rc = st__bind_i64(st, s, 7, now, err);
     if (!rc)
-      rc = exec_done(st, s, "store.ack", err);
+      rc = st__exec_done(st, s, "store.ack", err);
   }
   if (!rc) {
     sqlite3_stmt *s;
-    rc = stmt(st, Q_PSTAT_DELIVERED, &s, err);
+    rc = st__stmt(st, Q_PSTAT_DELIVERED, &s, err);
     if (!rc)
-      rc = bind_text(st, s, 1, row->partner, err);
+      rc = st__bind_text(st, s, 1, row->partner, err);
     if (!rc)
-      rc = exec_done(st, s, "store.ack", err);
+      rc = st__exec_done(st, s, "store.ack", err);
   }
   if (!rc)
     rc = lane_next(st, row->partner, row->pk, err);
   if (!rc && o->audit)
     rc = audit_insert(st, o->audit, it, err);
+  if (!rc && it->record_type && strcmp(it->record_type, "referral") == 0) {
+    sqlite3_stmt *s; /* the loop's "sent" date */
+    rc = st__stmt(st, Q_REF_SENT, &s, err);
+    if (!rc)
+      rc = st__bind_text(st, s, 1, it->program, err);
+    if (!rc)
+      rc = st__bind_text(st, s, 2, it->record_id, err);
+    if (!rc)
+      rc = st__bind_i64(st, s, 3, now, err);
+    if (!rc)
+      rc = st__exec_done(st, s, "store.ack", err);
+  }
   return rc;
 }
 
@@ -1624,19 +1696,19 @@ static int finish_dead(store *st, const store_outcome *o, const ob_row *row,
   int rc = ob_update(st, Q_OB_DEAD, it->id, now, NULL, 0, err);
   if (!rc) {
     sqlite3_stmt *s;
-    rc = stmt(st, Q_DL_PUT, &s, err);
+    rc = st__stmt(st, Q_DL_PUT, &s, err);
     if (!rc)
-      rc = bind_i64(st, s, 1, it->id, err);
+      rc = st__bind_i64(st, s, 1, it->id, err);
     if (!rc)
-      rc = bind_i64(st, s, 2, o->http_status, err);
+      rc = st__bind_i64(st, s, 2, o->http_status, err);
     if (!rc)
-      rc = bind_textn(st, s, 3, o->outcome_json, o->outcome_len, err);
+      rc = st__bind_textn(st, s, 3, o->outcome_json, o->outcome_len, err);
     if (!rc)
-      rc = bind_text(st, s, 4, o->hint, err);
+      rc = st__bind_text(st, s, 4, o->hint, err);
     if (!rc)
-      rc = bind_i64(st, s, 5, now, err);
+      rc = st__bind_i64(st, s, 5, now, err);
     if (!rc)
-      rc = exec_done(st, s, "store.dead", err);
+      rc = st__exec_done(st, s, "store.dead", err);
   }
   if (!rc)
     rc = lane_next(st, row->partner, row->pk, err);
@@ -1654,7 +1726,7 @@ int store_finish(store *st, store_outcome *o, size_t n, int64_t now_ms,
   }
   if (n == 0)
     return 0;
-  int rc = tx_begin(st, err);
+  int rc = st__tx_begin(st, err);
   if (rc)
     return rc;
   for (size_t i = 0; !rc && i < n; i++) {
@@ -1684,7 +1756,7 @@ int store_finish(store *st, store_outcome *o, size_t n, int64_t now_ms,
     }
     free(row.pk);
   }
-  return tx_end(st, rc, err);
+  return st__tx_end(st, rc, err);
 }
 
 /* One outcome: the transaction's error, or the item's. */
@@ -1747,20 +1819,20 @@ int store_server_id(store *st, const char *partner, const char *resource_type,
   if (!st || !partner || !resource_type || !identifier)
     return hvg_err_set(err, HVG_EINVAL, "store.server_id", "NULL argument");
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_SID_GET, &s, err);
+  int rc = st__stmt(st, Q_SID_GET, &s, err);
   if (!rc)
-    rc = bind_text(st, s, 1, partner, err);
+    rc = st__bind_text(st, s, 1, partner, err);
   if (!rc)
-    rc = bind_text(st, s, 2, resource_type, err);
+    rc = st__bind_text(st, s, 2, resource_type, err);
   if (!rc)
-    rc = bind_text(st, s, 3, identifier, err);
+    rc = st__bind_text(st, s, 3, identifier, err);
   if (rc)
     return rc;
-  rc = step(st, s, "store.server_id", err);
+  rc = st__step(st, s, "store.server_id", err);
   if (rc < 0)
     return rc;
   if (rc == SQLITE_DONE) {
-    done(s);
+    st__done(s);
     return hvg_err_set(err, HVG_ENOTFOUND, "store.server_id",
                        "no server id stored for this resource");
   }
@@ -1778,7 +1850,7 @@ int store_server_id(store *st, const char *partner, const char *resource_type,
     if (rc)
       rc = hvg_err_set(err, rc, "store.server_id", NULL);
   }
-  done(s);
+  st__done(s);
   return rc;
 }
 
@@ -1809,7 +1881,7 @@ int store_replay(store *st, const int64_t *ids, size_t n, int64_t now_ms,
     *replayed = 0;
   if (!st || (!ids && n))
     return hvg_err_set(err, HVG_EINVAL, "store.replay", "NULL argument");
-  int rc = tx_begin(st, err);
+  int rc = st__tx_begin(st, err);
   if (rc)
     return rc;
   size_t count = 0;
@@ -1820,7 +1892,7 @@ int store_replay(store *st, const int64_t *ids, size_t n, int64_t now_ms,
     else
       count += (size_t)r;
   }
-  rc = tx_end(st, rc, err);
+  rc = st__tx_end(st, rc, err);
   if (!rc && replayed)
     *replayed = count;
   return rc;
@@ -1832,18 +1904,18 @@ int store_replay_all(store *st, const char *partner, int64_t now_ms,
     *replayed = 0;
   if (!st)
     return hvg_err_set(err, HVG_EINVAL, "store.replay", "NULL argument");
-  int rc = tx_begin(st, err);
+  int rc = st__tx_begin(st, err);
   if (rc)
     return rc;
   sqlite3_stmt *s;
-  rc = stmt(st, partner ? Q_DEAD_IDS_PARTNER : Q_DEAD_IDS_ALL, &s, err);
+  rc = st__stmt(st, partner ? Q_DEAD_IDS_PARTNER : Q_DEAD_IDS_ALL, &s, err);
   if (!rc && partner)
-    rc = bind_text(st, s, 1, partner, err);
+    rc = st__bind_text(st, s, 1, partner, err);
   if (rc)
-    return tx_end(st, rc, err);
+    return st__tx_end(st, rc, err);
   int64_t *ids = NULL;
   size_t n = 0, cap = 0;
-  while ((rc = step(st, s, "store.replay", err)) == SQLITE_ROW) {
+  while ((rc = st__step(st, s, "store.replay", err)) == SQLITE_ROW) {
     if (n == cap) {
       size_t nc = cap ? cap * 2 : 64;
       int64_t *ni = realloc(ids, nc * sizeof *ni);
@@ -1854,9 +1926,9 @@ int store_replay_all(store *st, const char *partner, int64_t now_ms,
       ids = ni;
       cap = nc;
     }
-    ids[n++] = col_i64(s, 0);
+    ids[n++] = st__col_i64(s, 0);
   }
-  done(s);
+  st__done(s);
   if (rc == SQLITE_DONE)
     rc = 0;
   else if (rc > 0)
@@ -1870,7 +1942,7 @@ int store_replay_all(store *st, const char *partner, int64_t now_ms,
       count += (size_t)r;
   }
   free(ids);
-  rc = tx_end(st, rc, err);
+  rc = st__tx_end(st, rc, err);
   if (!rc && replayed)
     *replayed = count;
   return rc;
@@ -1897,30 +1969,30 @@ int store_dead_list(store *st, const char *partner, int64_t after_id,
   if (max > (size_t)INT32_MAX)
     max = (size_t)INT32_MAX;
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_DL_LIST, &s, err);
+  int rc = st__stmt(st, Q_DL_LIST, &s, err);
   if (!rc)
-    rc = bind_text(st, s, 1, partner, err);
+    rc = st__bind_text(st, s, 1, partner, err);
   if (!rc)
-    rc = bind_i64(st, s, 2, after_id, err);
+    rc = st__bind_i64(st, s, 2, after_id, err);
   if (!rc)
-    rc = bind_i64(st, s, 3, (int64_t)max, err);
+    rc = st__bind_i64(st, s, 3, (int64_t)max, err);
   if (rc)
     return rc;
   size_t n = 0;
-  while ((rc = step(st, s, "store.dead_list", err)) == SQLITE_ROW) {
+  while ((rc = st__step(st, s, "store.dead_list", err)) == SQLITE_ROW) {
     store_dead_letter *d = &out[n];
     memset(d, 0, sizeof *d);
-    d->id = col_i64(s, 0);
-    d->version = col_i64(s, 1);
-    d->at_ms = col_i64(s, 2);
-    d->attempts = col_i(s, 3);
-    d->http_status = col_i(s, 4);
+    d->id = st__col_i64(s, 0);
+    d->version = st__col_i64(s, 1);
+    d->at_ms = st__col_i64(s, 2);
+    d->attempts = st__col_i(s, 3);
+    d->http_status = st__col_i(s, 4);
     static const int cols[] = {5, 6, 7, 8, 9, 10, 11};
     const char **dst[] = {&d->partner,   &d->program, &d->record_type,
                           &d->record_id, &d->hint,    &d->reason,
                           &d->outcome};
     size_t lens[7];
-    d->mem_ = copy_cols(s, cols, 7, dst, lens);
+    d->mem_ = st__copy_cols(s, cols, 7, dst, lens);
     if (!d->mem_) {
       rc = hvg_err_set(err, HVG_ENOMEM, "store.dead_list", NULL);
       break;
@@ -1928,7 +2000,7 @@ int store_dead_list(store *st, const char *partner, int64_t after_id,
     d->outcome_len = lens[6];
     n++;
   }
-  done(s);
+  st__done(s);
   if (rc != SQLITE_DONE) {
     store_dead_letters_release(out, n);
     return rc < 0 ? rc : HVG_EIO;
@@ -1980,12 +2052,12 @@ int store_stats(store *st, int64_t now_ms, store_partner_stats *out,
   store_partner_stats *v = NULL;
   size_t n = 0, cap = 0;
   /* one read transaction so the two queries agree */
-  int rc = exec_sql(st, "BEGIN", "store.stats", err);
+  int rc = st__exec_sql(st, "BEGIN", "store.stats", err);
   if (rc)
     return rc;
   sqlite3_stmt *s;
-  rc = stmt(st, Q_STATS, &s, err);
-  while (!rc && (rc = step(st, s, "store.stats", err)) == SQLITE_ROW) {
+  rc = st__stmt(st, Q_STATS, &s, err);
+  while (!rc && (rc = st__step(st, s, "store.stats", err)) == SQLITE_ROW) {
     const unsigned char *p = sqlite3_column_text(s, 0);
     store_partner_stats *e = p ? stats_slot(&v, &n, &cap, (const char *)p)
                                : NULL;
@@ -1993,12 +2065,12 @@ int store_stats(store *st, int64_t now_ms, store_partner_stats *out,
       rc = hvg_err_set(err, HVG_ENOMEM, "store.stats", NULL);
       break;
     }
-    int64_t count = col_i64(s, 2);
-    switch (col_i(s, 1)) {
+    int64_t count = st__col_i64(s, 2);
+    switch (st__col_i(s, 1)) {
     case ST_PENDING:
       e->pending = count;
       /* remember the oldest pending id in the age field for now */
-      e->oldest_pending_age_ms = col_i64(s, 3);
+      e->oldest_pending_age_ms = st__col_i64(s, 3);
       break;
     case ST_INFLIGHT: e->in_flight = count; break;
     case ST_DEAD: e->dead = count; break;
@@ -2006,12 +2078,12 @@ int store_stats(store *st, int64_t now_ms, store_partner_stats *out,
     }
     rc = 0;
   }
-  done(s);
+  st__done(s);
   if (rc == SQLITE_DONE)
     rc = 0;
   if (!rc)
-    rc = stmt(st, Q_PSTAT_ALL, &s, err);
-  while (!rc && (rc = step(st, s, "store.stats", err)) == SQLITE_ROW) {
+    rc = st__stmt(st, Q_PSTAT_ALL, &s, err);
+  while (!rc && (rc = st__step(st, s, "store.stats", err)) == SQLITE_ROW) {
     const unsigned char *p = sqlite3_column_text(s, 0);
     store_partner_stats *e = p ? stats_slot(&v, &n, &cap, (const char *)p)
                                : NULL;
@@ -2019,10 +2091,10 @@ int store_stats(store *st, int64_t now_ms, store_partner_stats *out,
       rc = hvg_err_set(err, HVG_ENOMEM, "store.stats", NULL);
       break;
     }
-    e->delivered = col_i64(s, 1);
+    e->delivered = st__col_i64(s, 1);
     rc = 0;
   }
-  done(s);
+  st__done(s);
   if (rc == SQLITE_DONE)
     rc = 0;
   for (size_t i = 0; !rc && i < n; i++) {
@@ -2030,13 +2102,13 @@ int store_stats(store *st, int64_t now_ms, store_partner_stats *out,
       v[i].oldest_pending_age_ms = 0;
       continue;
     }
-    rc = stmt(st, Q_OB_CREATED, &s, err);
+    rc = st__stmt(st, Q_OB_CREATED, &s, err);
     if (!rc)
-      rc = bind_i64(st, s, 1, v[i].oldest_pending_age_ms, err);
+      rc = st__bind_i64(st, s, 1, v[i].oldest_pending_age_ms, err);
     if (!rc)
-      rc = step(st, s, "store.stats", err);
+      rc = st__step(st, s, "store.stats", err);
     if (rc == SQLITE_ROW) {
-      int64_t age = now_ms - col_i64(s, 0);
+      int64_t age = now_ms - st__col_i64(s, 0);
       v[i].oldest_pending_age_ms = age > 0 ? age : 0;
       rc = 0;
     } else if (rc == SQLITE_DONE) {
@@ -2044,12 +2116,12 @@ int store_stats(store *st, int64_t now_ms, store_partner_stats *out,
       rc = 0;
     }
     if (rc >= 0)
-      done(s);
+      st__done(s);
   }
   if (rc > 0)
     rc = HVG_EIO;
   if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK && !rc)
-    rc = db_fail(st, sqlite3_extended_errcode(st->db), "store.stats", err);
+    rc = st__db_fail(st, sqlite3_extended_errcode(st->db), "store.stats", err);
   if (!sqlite3_get_autocommit(st->db))
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
   if (!rc) {
@@ -2073,12 +2145,12 @@ int store_audit_append(store *st, const store_audit_entry *e, int64_t *id_out,
   int rc = check_audit(e, err);
   if (rc)
     return rc;
-  rc = tx_begin(st, err);
+  rc = st__tx_begin(st, err);
   if (rc)
     return rc;
   rc = audit_insert(st, e, NULL, err);
   int64_t id = (int64_t)sqlite3_last_insert_rowid(st->db);
-  rc = tx_end(st, rc, err);
+  rc = st__tx_end(st, rc, err);
   if (!rc && id_out)
     *id_out = id;
   return rc;
@@ -2101,7 +2173,7 @@ int store_audit_iter_open(store *st, int64_t after_id, store_audit_iter **out,
   if (rc == SQLITE_OK)
     rc = sqlite3_bind_int64(it->s, 1, (sqlite3_int64)after_id);
   if (rc != SQLITE_OK) {
-    rc = db_fail(st, rc, "store.audit", err);
+    rc = st__db_fail(st, rc, "store.audit", err);
     sqlite3_finalize(it->s);
     free(it);
     return rc;
@@ -2120,10 +2192,10 @@ int store_audit_iter_next(store_audit_iter *it, store_audit_entry *e,
   if (rc == SQLITE_DONE)
     return 0;
   if (rc != SQLITE_ROW)
-    return db_fail(it->st, rc, "store.audit", err);
+    return st__db_fail(it->st, rc, "store.audit", err);
   memset(e, 0, sizeof *e);
-  e->id = col_i64(it->s, 0);
-  e->at_ms = col_i64(it->s, 1);
+  e->id = st__col_i64(it->s, 0);
+  e->at_ms = st__col_i64(it->s, 1);
   const char **f[] = {&e->actor,     &e->action,    &e->partner,
                       &e->program,   &e->record_type, &e->record_id,
                       &e->resources, &e->consent_id, &e->detail};
@@ -2149,21 +2221,21 @@ void store_audit_iter_close(store_audit_iter *it) {
 static int ref_key(store *st, const char *program, const char *referral_id,
                    int64_t *id, char **status, hvg_err *err) {
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_REF_KEY, &s, err);
+  int rc = st__stmt(st, Q_REF_KEY, &s, err);
   if (!rc)
-    rc = bind_text(st, s, 1, program, err);
+    rc = st__bind_text(st, s, 1, program, err);
   if (!rc)
-    rc = bind_text(st, s, 2, referral_id, err);
+    rc = st__bind_text(st, s, 2, referral_id, err);
   if (rc)
     return rc;
-  rc = step(st, s, "store.referral", err);
+  rc = st__step(st, s, "store.referral", err);
   if (rc < 0)
     return rc;
   if (rc == SQLITE_DONE) {
-    done(s);
+    st__done(s);
     return HVG_ENOTFOUND;
   }
-  *id = col_i64(s, 0);
+  *id = st__col_i64(s, 0);
   rc = 0;
   if (status) {
     const unsigned char *t = sqlite3_column_text(s, 1);
@@ -2171,106 +2243,107 @@ static int ref_key(store *st, const char *program, const char *referral_id,
     if (!*status)
       rc = hvg_err_set(err, HVG_ENOMEM, "store.referral", NULL);
   }
-  done(s);
+  st__done(s);
   return rc;
 }
 
 static int transition_insert(store *st, int64_t ref, int64_t at,
-                             const char *from, const char *to,
-                             const char *actor, const char *detail,
+                             const char *from, const store_transition *t,
                              hvg_err *err) {
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_REF_TR_INS, &s, err);
+  int rc = st__stmt(st, Q_REF_TR_INS, &s, err);
   if (!rc)
-    rc = bind_i64(st, s, 1, ref, err);
+    rc = st__bind_i64(st, s, 1, ref, err);
   if (!rc)
-    rc = bind_i64(st, s, 2, at, err);
+    rc = st__bind_i64(st, s, 2, at, err);
   if (!rc)
-    rc = bind_text(st, s, 3, from, err);
-  if (!rc)
-    rc = bind_text(st, s, 4, to, err);
-  if (!rc)
-    rc = bind_text(st, s, 5, actor, err);
-  if (!rc)
-    rc = bind_text(st, s, 6, detail, err);
-  return rc ? rc : exec_done(st, s, "store.referral", err);
+    rc = st__bind_text(st, s, 3, from, err);
+  const char *v[5] = {t->to_status, t->actor, t->detail, t->hv_status,
+                      t->source};
+  for (int k = 0; k < 5 && !rc; k++)
+    rc = st__bind_text(st, s, 4 + k, v[k], err);
+  return rc ? rc : st__exec_done(st, s, "store.referral", err);
 }
 
 int store_referral_upsert(store *st, const store_referral *r, int64_t now_ms,
                           hvg_err *err) {
   if (!st || !r)
     return hvg_err_set(err, HVG_EINVAL, "store.referral", "NULL argument");
-  int rc = need(r->program, "referral.program", STORE_KEY_MAX, err);
+  int rc = st__need(r->program, "referral.program", STORE_KEY_MAX, err);
   if (!rc)
-    rc = need(r->referral_id, "referral.referral_id", STORE_KEY_MAX, err);
+    rc = st__need(r->referral_id, "referral.referral_id", STORE_KEY_MAX, err);
   if (rc)
     return rc;
-  rc = tx_begin(st, err);
+  rc = st__tx_begin(st, err);
   if (rc)
     return rc;
   int64_t id = 0;
   rc = ref_key(st, r->program, r->referral_id, &id, NULL, err);
   sqlite3_stmt *s;
   if (rc == HVG_ENOTFOUND) {
-    rc = need(r->status, "referral.status", STORE_KEY_MAX, err);
+    rc = st__need(r->status, "referral.status", STORE_KEY_MAX, err);
     if (!rc)
-      rc = stmt(st, Q_REF_INS, &s, err);
+      rc = st__stmt(st, Q_REF_INS, &s, err);
     if (!rc)
-      rc = bind_text(st, s, 1, r->program, err);
+      rc = st__bind_text(st, s, 1, r->program, err);
     if (!rc)
-      rc = bind_text(st, s, 2, r->referral_id, err);
+      rc = st__bind_text(st, s, 2, r->referral_id, err);
     if (!rc)
-      rc = bind_text(st, s, 3, r->partner, err);
+      rc = st__bind_text(st, s, 3, r->partner, err);
     if (!rc)
-      rc = bind_text(st, s, 4, r->status, err);
+      rc = st__bind_text(st, s, 4, r->status, err);
     if (!rc)
-      rc = bind_text(st, s, 5, r->task_id, err);
+      rc = st__bind_text(st, s, 5, r->task_id, err);
     if (!rc)
-      rc = bind_textn(st, s, 6, r->data, r->data_len, err);
+      rc = st__bind_textn(st, s, 6, r->data, r->data_len, err);
     if (!rc)
-      rc = bind_i64(st, s, 7, now_ms, err);
+      rc = st__bind_i64(st, s, 7, now_ms, err);
     if (!rc)
-      rc = exec_done(st, s, "store.referral", err);
+      rc = st__bind_text(st, s, 8, r->direction, err);
+    if (!rc)
+      rc = st__bind_text(st, s, 9, r->hv_status, err);
+    if (!rc)
+      rc = st__exec_done(st, s, "store.referral", err);
+    store_transition t = {now_ms, NULL,     r->status, r->hv_status,
+                          "store", "create", "created"};
     if (!rc)
       rc = transition_insert(st, (int64_t)sqlite3_last_insert_rowid(st->db),
-                             now_ms, NULL, r->status, "store", "created",
-                             err);
+                             now_ms, NULL, &t, err);
   } else if (!rc) {
-    rc = stmt(st, Q_REF_UPD, &s, err);
+    rc = st__stmt(st, Q_REF_UPD, &s, err);
     if (!rc)
-      rc = bind_i64(st, s, 1, id, err);
+      rc = st__bind_i64(st, s, 1, id, err);
     if (!rc)
-      rc = bind_text(st, s, 2, r->partner, err);
+      rc = st__bind_text(st, s, 2, r->partner, err);
     if (!rc)
-      rc = bind_text(st, s, 3, r->task_id, err);
+      rc = st__bind_text(st, s, 3, r->task_id, err);
     if (!rc)
-      rc = bind_textn(st, s, 4, r->data, r->data_len, err);
+      rc = st__bind_textn(st, s, 4, r->data, r->data_len, err);
     if (!rc)
-      rc = bind_i64(st, s, 5, now_ms, err);
+      rc = st__bind_i64(st, s, 5, now_ms, err);
     if (!rc)
-      rc = exec_done(st, s, "store.referral", err);
+      rc = st__bind_text(st, s, 6, r->hv_status, err);
+    if (!rc)
+      rc = st__exec_done(st, s, "store.referral", err);
   }
-  return tx_end(st, rc, err);
+  return st__tx_end(st, rc, err);
 }
 
-int store_referral_transition_add(store *st, const char *program,
-                                  const char *referral_id,
-                                  const char *from_status,
-                                  const char *to_status, const char *actor,
-                                  const char *detail, int64_t at_ms,
-                                  hvg_err *err) {
-  if (!st)
+int store_referral_transition(store *st, const char *program,
+                              const char *referral_id,
+                              const store_transition *t, hvg_err *err) {
+  if (!st || !t)
     return hvg_err_set(err, HVG_EINVAL, "store.referral", "NULL argument");
-  int rc = need(program, "referral.program", STORE_KEY_MAX, err);
+  int rc = st__need(program, "referral.program", STORE_KEY_MAX, err);
   if (!rc)
-    rc = need(referral_id, "referral.referral_id", STORE_KEY_MAX, err);
+    rc = st__need(referral_id, "referral.referral_id", STORE_KEY_MAX, err);
   if (!rc)
-    rc = need(to_status, "referral.to_status", STORE_KEY_MAX, err);
+    rc = st__need(t->to_status, "referral.to_status", STORE_KEY_MAX, err);
   if (!rc)
-    rc = need(actor, "referral.actor", STORE_KEY_MAX, err);
+    rc = st__need(t->actor, "referral.actor", STORE_KEY_MAX, err);
   if (rc)
     return rc;
-  rc = tx_begin(st, err);
+  rc = st__tx_begin(st, err);
   if (rc)
     return rc;
   int64_t id = 0;
@@ -2279,26 +2352,39 @@ int store_referral_transition_add(store *st, const char *program,
   if (rc == HVG_ENOTFOUND)
     rc = hvg_err_set(err, HVG_ENOTFOUND, "store.referral",
                      "no such referral");
-  if (!rc && from_status && strcmp(cur, from_status) != 0)
+  if (!rc && t->from_status && strcmp(cur, t->from_status) != 0)
     rc = hvg_err_set(err, HVG_ESTATE, "store.referral",
                      "referral status is \"%.40s\", not \"%.40s\"", cur,
-                     from_status);
+                     t->from_status);
   if (!rc)
-    rc = transition_insert(st, id, at_ms, cur, to_status, actor, detail, err);
+    rc = transition_insert(st, id, t->at_ms, cur, t, err);
   if (!rc) {
     sqlite3_stmt *s;
-    rc = stmt(st, Q_REF_STATUS, &s, err);
+    rc = st__stmt(st, Q_REF_STATUS, &s, err);
     if (!rc)
-      rc = bind_i64(st, s, 1, id, err);
+      rc = st__bind_i64(st, s, 1, id, err);
     if (!rc)
-      rc = bind_text(st, s, 2, to_status, err);
+      rc = st__bind_text(st, s, 2, t->to_status, err);
     if (!rc)
-      rc = bind_i64(st, s, 3, at_ms, err);
+      rc = st__bind_i64(st, s, 3, t->at_ms, err);
     if (!rc)
-      rc = exec_done(st, s, "store.referral", err);
+      rc = st__bind_text(st, s, 4, t->hv_status, err);
+    if (!rc)
+      rc = st__exec_done(st, s, "store.referral", err);
   }
   free(cur);
-  return tx_end(st, rc, err);
+  return st__tx_end(st, rc, err);
+}
+
+int store_referral_transition_add(store *st, const char *program,
+                                  const char *referral_id,
+                                  const char *from_status,
+                                  const char *to_status, const char *actor,
+                                  const char *detail, int64_t at_ms,
+                                  hvg_err *err) {
+  store_transition t = {at_ms, from_status, to_status, NULL,
+                        actor, NULL,        detail};
+  return store_referral_transition(st, program, referral_id, &t, err);
 }
 
 void store_referral_release(store_referral *r) {
@@ -2308,41 +2394,157 @@ void store_referral_release(store_referral *r) {
   memset(r, 0, sizeof *r);
 }
 
+/* Copy the current row of REF_GET / REF_LIST into *out. */
+static int ref_row(sqlite3_stmt *s, store_referral *out, hvg_err *err) {
+  static const int cols[] = {0, 1, 2, 3, 4, 5, 6, 7};
+  const char **dst[] = {&out->program,   &out->referral_id, &out->partner,
+                        &out->status,    &out->task_id,     &out->data,
+                        &out->direction, &out->hv_status};
+  size_t lens[8];
+  memset(out, 0, sizeof *out);
+  out->mem_ = st__copy_cols(s, cols, 8, dst, lens);
+  if (!out->mem_) {
+    memset(out, 0, sizeof *out);
+    return hvg_err_set(err, HVG_ENOMEM, "store.referral", NULL);
+  }
+  out->data_len = lens[5];
+  out->created_at_ms = st__col_i64(s, 8);
+  out->updated_at_ms = st__col_i64(s, 9);
+  out->sent_at_ms = st__col_i64(s, 10);
+  out->id = st__col_i64(s, 11);
+  return 0;
+}
+
 int store_referral_get(store *st, const char *program, const char *referral_id,
                        store_referral *out, hvg_err *err) {
   if (!st || !program || !referral_id || !out)
     return hvg_err_set(err, HVG_EINVAL, "store.referral", "NULL argument");
   memset(out, 0, sizeof *out);
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_REF_GET, &s, err);
+  int rc = st__stmt(st, Q_REF_GET, &s, err);
   if (!rc)
-    rc = bind_text(st, s, 1, program, err);
+    rc = st__bind_text(st, s, 1, program, err);
   if (!rc)
-    rc = bind_text(st, s, 2, referral_id, err);
+    rc = st__bind_text(st, s, 2, referral_id, err);
   if (rc)
     return rc;
-  rc = step(st, s, "store.referral", err);
+  rc = st__step(st, s, "store.referral", err);
   if (rc < 0)
     return rc;
   if (rc == SQLITE_DONE) {
-    done(s);
+    st__done(s);
     return hvg_err_set(err, HVG_ENOTFOUND, "store.referral",
                        "no such referral");
   }
-  static const int cols[] = {0, 1, 2, 3, 4, 5};
-  const char **dst[] = {&out->program, &out->referral_id, &out->partner,
-                        &out->status,  &out->task_id,     &out->data};
-  size_t lens[6];
-  out->mem_ = copy_cols(s, cols, 6, dst, lens);
-  out->data_len = lens[5];
-  out->created_at_ms = col_i64(s, 6);
-  out->updated_at_ms = col_i64(s, 7);
-  done(s);
-  if (!out->mem_) {
-    memset(out, 0, sizeof *out);
-    return hvg_err_set(err, HVG_ENOMEM, "store.referral", NULL);
+  rc = ref_row(s, out, err);
+  st__done(s);
+  return rc;
+}
+
+int store_referral_list(store *st, const char *program, int64_t since_ms,
+                        int64_t after_id, size_t max, store_referral *out,
+                        size_t *n_out, hvg_err *err) {
+  if (n_out)
+    *n_out = 0;
+  if (!st || !program || (!out && max) || !n_out)
+    return hvg_err_set(err, HVG_EINVAL, "store.referral", "NULL argument");
+  sqlite3_stmt *s;
+  int rc = st__stmt(st, Q_REF_LIST, &s, err);
+  if (!rc)
+    rc = st__bind_text(st, s, 1, program, err);
+  if (!rc)
+    rc = st__bind_i64(st, s, 2, since_ms, err);
+  if (!rc)
+    rc = st__bind_i64(st, s, 3, after_id, err);
+  if (!rc)
+    rc = st__bind_i64(st, s, 4, (int64_t)max, err);
+  if (rc)
+    return rc;
+  size_t n = 0;
+  while (n < max) {
+    rc = st__step(st, s, "store.referral", err);
+    if (rc != SQLITE_ROW)
+      break; /* done, or an error (the statement is released then) */
+    if ((rc = ref_row(s, &out[n], err)) != 0)
+      break;
+    n++;
   }
+  if (rc >= 0 || rc == HVG_ENOMEM)
+    st__done(s);
+  if (rc < 0) {
+    for (size_t i = 0; i < n; i++)
+      store_referral_release(&out[i]);
+    return rc;
+  }
+  *n_out = n;
   return 0;
+}
+
+int store_referral_history(store *st, const char *program,
+                           const char *referral_id, store_transition *out,
+                           size_t max, size_t *n_out, void **mem,
+                           hvg_err *err) {
+  if (!st || !program || !referral_id || (!out && max) || !n_out || !mem)
+    return hvg_err_set(err, HVG_EINVAL, "store.referral", "NULL argument");
+  *n_out = 0;
+  *mem = NULL;
+  int64_t id = 0;
+  int rc = ref_key(st, program, referral_id, &id, NULL, err);
+  if (rc == HVG_ENOTFOUND)
+    return hvg_err_set(err, HVG_ENOTFOUND, "store.referral",
+                       "no such referral");
+  if (rc)
+    return rc;
+  sqlite3_stmt *s;
+  rc = st__stmt(st, Q_REF_HIST, &s, err);
+  if (!rc)
+    rc = st__bind_i64(st, s, 1, id, err);
+  if (!rc)
+    rc = st__bind_i64(st, s, 2, (int64_t)max, err);
+  if (rc)
+    return rc;
+  /* one block for all rows: a list of per-row blocks chained in front */
+  void **blocks = NULL;
+  size_t n = 0;
+  while ((rc = st__step(st, s, "store.referral", err)) == SQLITE_ROW &&
+         n < max) {
+    store_transition *t = &out[n];
+    memset(t, 0, sizeof *t);
+    static const int cols[] = {1, 2, 3, 4, 5, 6};
+    const char **dst[] = {&t->from_status, &t->to_status, &t->hv_status,
+                          &t->actor,       &t->source,    &t->detail};
+    void *b = st__copy_cols(s, cols, 6, dst, NULL);
+    void **link = b ? realloc(blocks, (n + 2) * sizeof *blocks) : NULL;
+    if (!link) {
+      free(b);
+      rc = hvg_err_set(err, HVG_ENOMEM, "store.referral", NULL);
+      st__done(s);
+      break;
+    }
+    blocks = link;
+    blocks[n] = b;
+    blocks[n + 1] = NULL;
+    t->at_ms = st__col_i64(s, 0);
+    n++;
+  }
+  if (rc >= 0)
+    st__done(s);
+  if (rc < 0) {
+    for (size_t i = 0; blocks && i < n; i++)
+      free(blocks[i]);
+    free(blocks);
+    return rc;
+  }
+  *n_out = n;
+  *mem = blocks; /* freed with store_referral_history_free */
+  return 0;
+}
+
+void store_referral_history_free(void *mem) {
+  void **blocks = mem;
+  for (size_t i = 0; blocks && blocks[i]; i++)
+    free(blocks[i]);
+  free(blocks);
 }
 
 /* ---- partner cursors ------------------------------------------------------ */
@@ -2352,23 +2554,23 @@ int store_cursor_get(store *st, const char *partner, hvg_buf *out,
   if (!st || !partner || !out)
     return hvg_err_set(err, HVG_EINVAL, "store.cursor", "NULL argument");
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_CUR_GET, &s, err);
+  int rc = st__stmt(st, Q_CUR_GET, &s, err);
   if (!rc)
-    rc = bind_text(st, s, 1, partner, err);
+    rc = st__bind_text(st, s, 1, partner, err);
   if (rc)
     return rc;
-  rc = step(st, s, "store.cursor", err);
+  rc = st__step(st, s, "store.cursor", err);
   if (rc < 0)
     return rc;
   if (rc == SQLITE_DONE) {
-    done(s);
+    st__done(s);
     return hvg_err_set(err, HVG_ENOTFOUND, "store.cursor",
                        "no cursor for this partner");
   }
   const unsigned char *t = sqlite3_column_text(s, 0);
   size_t len = (size_t)sqlite3_column_bytes(s, 0);
   rc = t ? hvg_buf_add(out, t, len) : HVG_ENOMEM;
-  done(s);
+  st__done(s);
   return rc ? hvg_err_set(err, rc, "store.cursor", NULL) : 0;
 }
 
@@ -2376,23 +2578,23 @@ int store_cursor_set(store *st, const char *partner, const char *value,
                      int64_t now_ms, hvg_err *err) {
   if (!st || !value)
     return hvg_err_set(err, HVG_EINVAL, "store.cursor", "NULL argument");
-  int rc = need(partner, "cursor.partner", STORE_PARTNER_MAX, err);
+  int rc = st__need(partner, "cursor.partner", STORE_PARTNER_MAX, err);
   if (rc)
     return rc;
-  rc = tx_begin(st, err);
+  rc = st__tx_begin(st, err);
   if (rc)
     return rc;
   sqlite3_stmt *s;
-  rc = stmt(st, Q_CUR_SET, &s, err);
+  rc = st__stmt(st, Q_CUR_SET, &s, err);
   if (!rc)
-    rc = bind_text(st, s, 1, partner, err);
+    rc = st__bind_text(st, s, 1, partner, err);
   if (!rc)
-    rc = bind_text(st, s, 2, value, err);
+    rc = st__bind_text(st, s, 2, value, err);
   if (!rc)
-    rc = bind_i64(st, s, 3, now_ms, err);
+    rc = st__bind_i64(st, s, 3, now_ms, err);
   if (!rc)
-    rc = exec_done(st, s, "store.cursor", err);
-  return tx_end(st, rc, err);
+    rc = st__exec_done(st, s, "store.cursor", err);
+  return st__tx_end(st, rc, err);
 }
 
 /* ---- consents ---------------------------------------------------------- */
@@ -2402,34 +2604,34 @@ int store_consent_put(store *st, const store_consent *c, size_t n,
   if (!st || (!c && n))
     return hvg_err_set(err, HVG_EINVAL, "store.consent", "NULL argument");
   for (size_t i = 0; i < n; i++) {
-    int rc = need(c[i].program, "consent.program", STORE_KEY_MAX, err);
+    int rc = st__need(c[i].program, "consent.program", STORE_KEY_MAX, err);
     if (!rc)
-      rc = need(c[i].consent_id, "consent.consent_id", STORE_KEY_MAX, err);
+      rc = st__need(c[i].consent_id, "consent.consent_id", STORE_KEY_MAX, err);
     if (!rc)
-      rc = need(c[i].organization_id, "consent.organization_id",
+      rc = st__need(c[i].organization_id, "consent.organization_id",
                 STORE_KEY_MAX, err);
     if (!rc)
-      rc = need(c[i].granted, "consent.granted", 32, err);
+      rc = st__need(c[i].granted, "consent.granted", 32, err);
     if (rc)
       return rc;
   }
-  int rc = tx_begin(st, err);
+  int rc = st__tx_begin(st, err);
   for (size_t i = 0; i < n && !rc; i++) {
     sqlite3_stmt *s;
-    rc = stmt(st, Q_CONS_PUT, &s, err);
+    rc = st__stmt(st, Q_CONS_PUT, &s, err);
     const char *v[9] = {c[i].program,         c[i].consent_id,
                         c[i].family_id,       c[i].caregiver_id,
                         c[i].organization_id, c[i].scope,
                         c[i].granted,         c[i].expires,
                         c[i].revoked};
     for (int k = 0; k < 9 && !rc; k++)
-      rc = bind_text(st, s, k + 1, v[k], err);
+      rc = st__bind_text(st, s, k + 1, v[k], err);
     if (!rc)
-      rc = bind_i64(st, s, 10, now_ms, err);
+      rc = st__bind_i64(st, s, 10, now_ms, err);
     if (!rc)
-      rc = exec_done(st, s, "store.consent", err);
+      rc = st__exec_done(st, s, "store.consent", err);
   }
-  return tx_end(st, rc, err);
+  return st__tx_end(st, rc, err);
 }
 
 int store_consent_find(store *st, const char *program, const char *family_id,
@@ -2447,23 +2649,23 @@ int store_consent_find(store *st, const char *program, const char *family_id,
     return 0;
   for (size_t i = 0; i < n_orgs; i++) {
     sqlite3_stmt *s;
-    int rc = stmt(st, Q_CONS_FIND, &s, err);
+    int rc = st__stmt(st, Q_CONS_FIND, &s, err);
     const char *v[6] = {program, family_id, caregiver_id, scope, today,
                         orgs[i]};
     for (int k = 0; k < 6 && !rc; k++)
-      rc = bind_text(st, s, k + 1, v[k], err);
+      rc = st__bind_text(st, s, k + 1, v[k], err);
     if (rc)
       return rc;
-    rc = step(st, s, "store.consent", err);
+    rc = st__step(st, s, "store.consent", err);
     if (rc < 0)
       return rc;
     if (rc == SQLITE_ROW) {
       const char *t = (const char *)sqlite3_column_text(s, 0);
       snprintf(id, cap, "%s", t ? t : "");
-      done(s);
+      st__done(s);
       return 1;
     }
-    done(s);
+    st__done(s);
   }
   return 0;
 }
@@ -2471,16 +2673,16 @@ int store_consent_find(store *st, const char *program, const char *family_id,
 int store_release_leases(store *st, int64_t now_ms, hvg_err *err) {
   if (!st)
     return hvg_err_set(err, HVG_EINVAL, "store.release", "NULL argument");
-  int rc = tx_begin(st, err);
+  int rc = st__tx_begin(st, err);
   if (rc)
     return rc;
   sqlite3_stmt *s;
-  rc = stmt(st, Q_OB_RELEASE, &s, err);
+  rc = st__stmt(st, Q_OB_RELEASE, &s, err);
   if (!rc)
-    rc = bind_i64(st, s, 1, now_ms, err);
+    rc = st__bind_i64(st, s, 1, now_ms, err);
   if (!rc)
-    rc = exec_done(st, s, "store.release", err);
-  return tx_end(st, rc, err);
+    rc = st__exec_done(st, s, "store.release", err);
+  return st__tx_end(st, rc, err);
 }
 
 int store_consent_active(store *st, const char *program, const char *consent_id,
@@ -2488,15 +2690,15 @@ int store_consent_active(store *st, const char *program, const char *consent_id,
   if (!st || !program || !consent_id || !today)
     return hvg_err_set(err, HVG_EINVAL, "store.consent", "NULL argument");
   sqlite3_stmt *s;
-  int rc = stmt(st, Q_CONS_ACTIVE, &s, err);
+  int rc = st__stmt(st, Q_CONS_ACTIVE, &s, err);
   const char *v[3] = {program, consent_id, today};
   for (int k = 0; k < 3 && !rc; k++)
-    rc = bind_text(st, s, k + 1, v[k], err);
+    rc = st__bind_text(st, s, k + 1, v[k], err);
   if (rc)
     return rc;
-  rc = step(st, s, "store.consent", err);
+  rc = st__step(st, s, "store.consent", err);
   if (rc < 0)
     return rc;
-  done(s);
+  st__done(s);
   return rc == SQLITE_ROW;
 }
