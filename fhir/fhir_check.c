@@ -1,5 +1,6 @@
 #include "fhir_check.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int fc__digits(const char *s, int n) {
@@ -162,4 +163,46 @@ void fhir_date_utc(time_t t, char out[11]) {
   struct tm tm;
   gmtime_r(&t, &tm);
   strftime(out, 11, "%Y-%m-%d", &tm);
+}
+
+int fhir_instant_ms(const char *s, int64_t *ms) {
+  if (!s || strlen(s) < 20 || !fhir_check_datetime(s) || s[10] != 'T')
+    return -1;
+  char date[11];
+  memcpy(date, s, 10);
+  date[10] = '\0';
+  long days;
+  if (fhir_date_days(date, &days))
+    return -1;
+  const char *p = s + 11;
+  int64_t t = ((int64_t)days * 86400 + fc__num(p, 2) * 3600 +
+               fc__num(p + 3, 2) * 60 + fc__num(p + 6, 2)) *
+              1000;
+  p += 8;
+  if (*p == '.') {
+    int digits = 0, frac = 0;
+    for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+      if (digits < 3)
+        frac = frac * 10 + (*p - '0');
+    for (; digits < 3; digits++)
+      frac *= 10;
+    t += frac;
+  }
+  if (*p == '+' || *p == '-') {
+    int64_t off = (fc__num(p + 1, 2) * 60 + fc__num(p + 4, 2)) * 60000;
+    t += *p == '+' ? -off : off;
+  } else if (*p != 'Z') {
+    return -1; /* no time zone: not an instant */
+  }
+  *ms = t;
+  return 0;
+}
+
+void fhir_instant_format(int64_t ms, char out[32]) {
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char d[24];
+  strftime(d, sizeof d, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out, 32, "%s.%03dZ", d, (int)(ms % 1000));
 }

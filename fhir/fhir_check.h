@@ -4,6 +4,7 @@
 #define FHIR_CHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 /* date: YYYY, YYYY-MM or YYYY-MM-DD, a real calendar date. */
@@ -30,5 +31,13 @@ int fhir_date_days(const char *s, long *days);
 /* The UTC calendar day of t as a FHIR date (YYYY-MM-DD) in out. Never
  * fails. */
 void fhir_date_utc(time_t t, char out[11]);
+
+/* Milliseconds since the epoch of an instant (a dateTime with seconds and
+ * a time zone): 0 and *ms, or -1 when s is not one. */
+int fhir_instant_ms(const char *s, int64_t *ms);
+
+/* ms since the epoch as a FHIR instant in UTC with milliseconds
+ * ("2026-12-01T10:33:42.123Z"). Never fails. */
+void fhir_instant_format(int64_t ms, char out[32]);
 
 #endif

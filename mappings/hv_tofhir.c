@@ -35,6 +35,25 @@ int hv_is_npi(const char *id) {
   return sum % 10 == 0;
 }
 
+const char *hv_task_status_for(const char *hv_status, const char **reason) {
+  static const struct {
+    const char *hv, *task, *reason;
+  } set[] = {
+      {"family_declined", "cancelled", "family declined"},
+      {"withdrawn", "cancelled", "withdrawn by the home visiting program"},
+      {"unable_to_reach", "failed", "unable to reach the family"},
+  };
+  for (size_t i = 0; hv_status && i < sizeof set / sizeof *set; i++)
+    if (strcmp(hv_status, set[i].hv) == 0) {
+      if (reason)
+        *reason = set[i].reason;
+      return set[i].task;
+    }
+  if (reason)
+    *reason = NULL;
+  return NULL;
+}
+
 int hv_tofhir_init(hv_tofhir *t, const hv_mapping *m, const hv_catalog *cat) {
   memset(t, 0, sizeof *t);
   t->map = m;
@@ -432,9 +451,12 @@ static int hv__referral(hv__ctx *c, const hv_result *res) {
       &(fhir_coding){"http://hl7.org/fhir/CodeSystem/task-code", "fulfill",
                      "Fulfill the focal request"},
       1, NULL};
+  const char *why = NULL;
+  const char *status = hv_task_status_for(r->v[HV_F_REF_STATUS], &why);
   fhir_task t = {0};
   t.identifier = &task.id;
-  t.status = "requested";
+  t.status = status ? status : "requested";
+  t.status_reason = why;
   t.intent = "order";
   t.priority = priority;
   t.code = &fulfill;

@@ -36,6 +36,14 @@ void hv_tofhir_free(hv_tofhir *t);
 int hv_tofhir_bundle(const hv_tofhir *t, fhir_writer *w, const hv_result *res,
                      hvg_arena *a, hvg_err *err);
 
+/* The Task status a program's referral status asks for, with its
+ * statusReason text in *reason (may be NULL): family_declined and
+ * withdrawn -> "cancelled", unable_to_reach -> "failed". NULL for the rest:
+ * referred is the initial "requested"; linked, scheduled, completed and
+ * declined are the receiver's to set, so the program's record of them
+ * does not move the Task. */
+const char *hv_task_status_for(const char *hv_status, const char **reason);
+
 /* 1 when id is a 10-digit NPI with a valid check digit (Luhn over the
  * "80840" prefix). */
 int hv_is_npi(const char *id);
