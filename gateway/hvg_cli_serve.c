@@ -5,10 +5,14 @@
 
 #include "fhir_check.h"
 #include "hvg_config.h"
+#include "hvg_cred.h"
 #include "hvg_deliver.h"
+#include "hvg_export.h"
+#include "hvg_fhir_http.h"
 #include "hvg_httpd.h"
 #include "hvg_ingest.h"
 #include "hvg_metrics.h"
+#include "hvg_poll.h"
 #include "store.h"
 
 #include <cjson/cJSON.h>
@@ -94,14 +98,78 @@ static void *serve__worker(void *arg) {
   return NULL;
 }
 
+/* A partner's status-return poller (hvg_poll) on a thread of its own. */
+typedef struct serve_poller {
+  pthread_t th;
+  int started;
+  hvg_poller pl;
+  atomic_int *stop;
+  atomic_int idle;
+} serve_poller;
+
+static void *serve__poller(void *arg) {
+  serve_poller *w = arg;
+  while (!serve_stop && !atomic_load(w->stop)) {
+    int idle = 0;
+    hvg_err err;
+    hvg_err_clear(&err);
+    int rc = hvg_poll_round(&w->pl, store_now_ms(), &idle, &err);
+    atomic_store(&w->idle, rc == 0);
+    if (rc < 0) {
+      fprintf(stderr,
+              "{\"level\":\"error\",\"event\":\"store_error\",\"partner\":"
+              "\"%s\",\"detail\":\"%s\"}\n",
+              w->pl.p->id, hvg_strerror(rc));
+      idle = 1000;
+    }
+    serve__nap(idle, w->stop);
+  }
+  return NULL;
+}
+
 /* ---- the HTTP side: intake, health, metrics --------------------------- */
 
 typedef struct serve_http {
   const hvg_config *cfg;
   store *st; /* the loop thread's own handle */
   hvg_metrics *m;
-  hvg_metric *pending, *in_flight, *dead, *oldest, *intake;
+  hvg_metric *pending, *in_flight, *dead, *oldest, *intake, *requests,
+      *inbox;
+  hvg_fhir_http *fhir;
 } serve_http;
+
+/* Operations endpoints need an ops token: 0 when it is there, else the
+ * 401 answer is set. */
+static int http__ops_auth(serve_http *h, const hvg_httpd_req *req,
+                          hvg_httpd_resp *resp, int *rc) {
+  if (hvg_cred_ops(h->cfg, req))
+    return 0;
+  *rc = hvg_httpd_resp_error(resp, 401, "an operations token is needed "
+                                       "(ops.token_sha256)");
+  if (!*rc)
+    *rc = hvg_httpd_resp_header(resp, "WWW-Authenticate", "Bearer");
+  return -1;
+}
+
+/* Access log and request counts: method, route pattern and status only
+ * (paths and queries may carry ids of families; bodies carry more). */
+static void http__on_request(void *ctx, const hvg_httpd_req *req, int status,
+                             double seconds) {
+  serve_http *h = ctx;
+  char st[8];
+  snprintf(st, sizeof st, "%d", status);
+  const char *route = req->route ? req->route : "(none)";
+  const char *lv[] = {route, st};
+  hvg_metric_add(h->requests, lv, 1);
+  hvg_buf b;
+  hvg_buf_init(&b, 1024);
+  hvg_buf_adds(&b, "{\"level\":\"info\",\"event\":\"http\",\"route\":");
+  hvg_buf_add_json_str(&b, route);
+  if (!hvg_buf_printf(&b, ",\"method\":\"%.10s\",\"status\":%d,\"ms\":%.2f}\n",
+                      req->method, status, seconds * 1000))
+    fputs(b.data, stderr);
+  hvg_buf_free(&b);
+}
 
 static int http__healthz(void *ctx, const hvg_httpd_req *req,
                          hvg_httpd_resp *resp) {
@@ -113,8 +181,9 @@ static int http__healthz(void *ctx, const hvg_httpd_req *req,
 static int http__readyz(void *ctx, const hvg_httpd_req *req,
                         hvg_httpd_resp *resp) {
   serve_http *h = ctx;
-  (void)req;
-  int v;
+  int v, rc;
+  if (http__ops_auth(h, req, resp, &rc))
+    return rc;
   hvg_err err;
   if (store_schema_version(h->st, &v, &err))
     return hvg_httpd_resp_error(resp, 503, "the store is not available");
@@ -124,7 +193,9 @@ static int http__readyz(void *ctx, const hvg_httpd_req *req,
 static int http__metrics(void *ctx, const hvg_httpd_req *req,
                          hvg_httpd_resp *resp) {
   serve_http *h = ctx;
-  (void)req;
+  int rc;
+  if (http__ops_auth(h, req, resp, &rc))
+    return rc;
   store_partner_stats s[256];
   size_t n = 0;
   hvg_err err;
@@ -136,31 +207,21 @@ static int http__metrics(void *ctx, const hvg_httpd_req *req,
       hvg_metric_set(h->dead, lv, (double)s[i].dead);
       hvg_metric_set(h->oldest, lv, (double)s[i].oldest_pending_age_ms / 1000);
     }
+  for (size_t i = 0; i < h->cfg->n_partners; i++) {
+    int64_t waiting = 0;
+    const char *lv[] = {h->cfg->partners[i].id};
+    if (!store_inbox_count(h->st, h->cfg->partners[i].id, &waiting, &err))
+      hvg_metric_set(h->inbox, lv, (double)waiting);
+  }
   hvg_buf b;
   hvg_buf_init(&b, (size_t)16 << 20);
-  int rc = hvg_metrics_render(h->m, &b);
+  rc = hvg_metrics_render(h->m, &b);
   if (!rc)
     rc = hvg_httpd_resp_header(resp, "Content-Type", HVG_METRICS_CONTENT_TYPE);
   if (!rc)
     rc = hvg_httpd_resp_body_buf(resp, &b);
   hvg_buf_free(&b);
   return rc;
-}
-
-/* "Bearer TOKEN" whose SHA-256 is the configured hash (constant time). */
-static int http__token_ok(const hvg_httpd_req *req, const char *want_hex) {
-  const char *a = hvg_httpd_header(req, "Authorization");
-  if (!a || strncasecmp(a, "Bearer ", 7) || !want_hex)
-    return 0;
-  unsigned char md[32];
-  unsigned int ml = 0;
-  if (!EVP_Digest(a + 7, strlen(a + 7), md, &ml, EVP_sha256(), NULL) ||
-      ml != 32)
-    return 0;
-  char hex[65];
-  for (int i = 0; i < 32; i++)
-    snprintf(hex + 2 * i, 3, "%02x", md[i]);
-  return CRYPTO_memcmp(hex, want_hex, 64) == 0;
 }
 
 /* The value of `key` in a query string (not decoded: source names are
@@ -179,23 +240,42 @@ static int http__query(const char *q, const char *key, char *out, size_t cap) {
   return 0;
 }
 
+/* The program's credential for /hv/{program}/...: the program, or NULL
+ * with the 401/403/404 answer set in *rc. */
+static const hvg_program *http__program(serve_http *h,
+                                        const hvg_httpd_req *req,
+                                        hvg_httpd_resp *resp, int *rc) {
+  const hvg_program *prog =
+      hvg_config_program(h->cfg, hvg_httpd_path_param(req, "program"));
+  if (!prog) {
+    *rc = hvg_httpd_resp_error(resp, 404, "no such program");
+    return NULL;
+  }
+  if (!prog->intake_token_sha256) {
+    *rc = hvg_httpd_resp_error(resp, 403, "the HV API is not enabled for "
+                                          "this program (no "
+                                          "intake_token_sha256)");
+    return NULL;
+  }
+  if (!hvg_cred_program(prog, req)) {
+    *rc = hvg_httpd_resp_error(resp, 401, "a valid bearer token is needed");
+    if (!*rc)
+      *rc = hvg_httpd_resp_header(resp, "WWW-Authenticate", "Bearer");
+    return NULL;
+  }
+  return prog;
+}
+
 /* POST /hv/{program}/records?source=NAME: the body is an export in a format
  * the program's mapping reads. 202 once every accepted record is durable,
  * with the same per-record report as `hvgate ingest`. */
 static int http__intake(void *ctx, const hvg_httpd_req *req,
                         hvg_httpd_resp *resp) {
   serve_http *h = ctx;
-  const char *pid = hvg_httpd_path_param(req, "program");
-  const hvg_program *prog = hvg_config_program(h->cfg, pid);
+  int prc = 0;
+  const hvg_program *prog = http__program(h, req, resp, &prc);
   if (!prog)
-    return hvg_httpd_resp_error(resp, 404, "no such program");
-  if (!prog->intake_token_sha256)
-    return hvg_httpd_resp_error(resp, 403, "intake over HTTP is not enabled "
-                                           "for this program");
-  if (!http__token_ok(req, prog->intake_token_sha256)) {
-    int rc = hvg_httpd_resp_error(resp, 401, "a valid bearer token is needed");
-    return rc ? rc : hvg_httpd_resp_header(resp, "WWW-Authenticate", "Bearer");
-  }
+    return prc;
   char source[128] = "";
   int has_source = http__query(req->query, "source", source, sizeof source);
   char *text = NULL;
@@ -257,6 +337,84 @@ static int http__intake(void *ctx, const hvg_httpd_req *req,
   return rc;
 }
 
+/* Moves exported rows into the response body. */
+static int http__to_body(void *ctx, hvg_buf *b, int final) {
+  (void)final;
+  int rc = b->len ? hvg_httpd_resp_body(ctx, b->data, b->len) : 0;
+  hvg_buf_reset(b);
+  return rc;
+}
+
+/* GET /hv/{program}/referrals and /results: what came back, in the
+ * program's layout; ?since=T, ?format=ndjson (default) or csv. */
+static int http__hv_export(serve_http *h, const hvg_httpd_req *req,
+                           hvg_httpd_resp *resp, hvg_export_what what) {
+  int rc = 0;
+  const hvg_program *prog = http__program(h, req, resp, &rc);
+  if (!prog)
+    return rc;
+  hvg_export_req x;
+  memset(&x, 0, sizeof x);
+  x.program = prog;
+  x.what = what;
+  x.format = HV_EXPORT_NDJSON;
+  char v[64];
+  if (http__query(req->query, "format", v, sizeof v)) {
+    if (!strcmp(v, "csv"))
+      x.format = HV_EXPORT_CSV;
+    else if (strcmp(v, "ndjson"))
+      return hvg_httpd_resp_error(resp, 400, "format is ndjson or csv");
+  }
+  if (http__query(req->query, "since", v, sizeof v)) {
+    for (char *p = v; *p; p++) /* the '+' of a time zone, encoded */
+      if (p[0] == '%' && p[1] == '2' && (p[2] == 'B' || p[2] == 'b')) {
+        *p = '+';
+        memmove(p + 1, p + 3, strlen(p + 3) + 1);
+      } else if (p[0] == '%' && p[1] == '3' && (p[2] == 'A' || p[2] == 'a')) {
+        *p = ':';
+        memmove(p + 1, p + 3, strlen(p + 3) + 1);
+      }
+    if ((x.since_ms = hvg_export_since(v)) < 0)
+      return hvg_httpd_resp_error(resp, 400, "since must be YYYY-MM-DD or an "
+                                             "instant with a time zone");
+  }
+  char today[11];
+  fhir_date_utc(time(NULL), today);
+  x.today = today;
+  x.drain = http__to_body;
+  x.ctx = resp;
+  hvg_export_stats stats;
+  hvg_err err, warn;
+  hvg_err_clear(&err);
+  hvg_err_clear(&warn);
+  rc = hvg_export_run(h->st, &x, &stats, &warn, &err);
+  if (rc == HVG_ENOTFOUND)
+    return hvg_httpd_resp_error(resp, 501, err.msg);
+  if (rc == HVG_EIO)
+    return hvg_httpd_resp_error(resp, 503, "the store is not available");
+  if (rc)
+    return rc;
+  char n[32];
+  snprintf(n, sizeof n, "%lu", stats.skipped);
+  rc = hvg_httpd_resp_header(resp, "Content-Type",
+                             x.format == HV_EXPORT_CSV
+                                 ? "text/csv; charset=utf-8"
+                                 : "application/x-ndjson");
+  if (!rc && stats.skipped)
+    rc = hvg_httpd_resp_header(resp, "X-Rows-Skipped", n);
+  return rc;
+}
+
+static int http__hv_referrals(void *ctx, const hvg_httpd_req *req,
+                              hvg_httpd_resp *resp) {
+  return http__hv_export(ctx, req, resp, HVG_EXPORT_REFERRALS);
+}
+
+static int http__hv_results(void *ctx, const hvg_httpd_req *req,
+                            hvg_httpd_resp *resp) {
+  return http__hv_export(ctx, req, resp, HVG_EXPORT_RESULTS);
+}
+
 /* Registers the metric families and routes; 0 or an error. */
 static int http__setup(serve_http *h, hvg_httpd *s, hvg_err *err) {
   static const char *const by_partner[] = {"partner", NULL};
@@ -280,6 +438,18 @@ static int http__setup(serve_http *h, hvg_httpd *s, hvg_err *err) {
     rc = hvg_metrics_counter(h->m, "hvgate_intake_records_total",
                              "Records received over HTTP", intake_l,
                              &h->intake, err);
+  static const char *const req_l[] = {"route", "status", NULL};
+  if (!rc)
+    rc = hvg_metrics_counter(h->m, "hvgate_http_requests_total",
+                             "Requests answered, by route and status", req_l,
+                             &h->requests, err);
+  if (!rc)
+    rc = hvg_metrics_gauge(h->m, "hvgate_inbox_pending",
+                           "Notified Tasks waiting to be fetched from the "
+                           "partner",
+                           by_partner, &h->inbox, err);
+  if (!rc)
+    rc = hvg_fhir_http_new(&h->fhir, h->cfg, h->st, s, err);
   if (!rc)
     rc = hvg_httpd_route(s, "GET /healthz", http__healthz, h, err);
   if (!rc)
@@ -288,6 +458,12 @@ static int http__setup(serve_http *h, hvg_httpd *s, hvg_err *err) {
     rc = hvg_httpd_route(s, "GET /metrics", http__metrics, h, err);
   if (!rc)
     rc = hvg_httpd_route(s, "POST /hv/{program}/records", http__intake, h,
+                         err);
+  if (!rc)
+    rc = hvg_httpd_route(s, "GET /hv/{program}/referrals", http__hv_referrals,
+                         h, err);
+  if (!rc)
+    rc = hvg_httpd_route(s, "GET /hv/{program}/results", http__hv_results, h,
                          err);
   return rc;
 }
@@ -322,7 +498,10 @@ static int serve__drained(store *st) {
   for (size_t i = 0; i < n; i++)
     if (s[i].pending || s[i].in_flight)
       return 0;
-  return total <= n;
+  int64_t inbox = 0;
+  if (store_inbox_count(st, NULL, &inbox, &err))
+    return -1;
+  return total <= n && inbox == 0;
 }
 
 int hvg_cli_serve(int argc, char **argv) {
@@ -403,6 +582,12 @@ int hvg_cli_serve(int argc, char **argv) {
   hvg_httpd_opts ho;
   memset(&ho, 0, sizeof ho);
   ho.listen = cfg->listen;
+  ho.cert_file = cfg->tls_cert_file;
+  ho.key_file = cfg->tls_key_file;
+  ho.client_ca_file = cfg->tls_client_ca_file;
+  ho.client_cert_optional = 1; /* partners may use a token instead */
+  ho.on_request = http__on_request;
+  ho.on_request_ctx = &hs;
   if (hvg_metrics_new(&hs.m, &err) ||
       hvg_config_open_store_opts(cfg, &hs.st, 1, 4, &err) ||
       hvg_httpd_new(&httpd, &ho, &err) || http__setup(&hs, httpd, &err) ||
@@ -479,6 +664,31 @@ int hvg_cli_serve(int argc, char **argv) {
       w->started = 1;
     }
   }
+  /* status return: a poller per partner (polls for "poll" partners,
+   * fetches what notifications named for all) */
+  serve_poller *pls = calloc(cfg->n_partners ? cfg->n_partners : 1,
+                             sizeof *pls);
+  if (!pls)
+    code = HVG_EXIT_SOFTWARE;
+  for (size_t i = 0; code == HVG_EXIT_OK && i < cfg->n_partners; i++) {
+    serve_poller *w = &pls[i];
+    w->stop = &stop;
+    atomic_init(&w->idle, 0);
+    if (hvg_poll_init(&w->pl, cfg, &cfg->partners[i], cfg->store_path, &so,
+                      &holds[i], stderr, &err)) {
+      fprintf(stderr, "hvgate: partner %s: %s\n", cfg->partners[i].id,
+              err.msg);
+      code = err.code == HVG_ECONFIG || err.code == HVG_ENOINPUT
+                 ? HVG_EXIT_CONFIG
+                 : HVG_EXIT_IOERR;
+      break;
+    }
+    if (pthread_create(&w->th, NULL, serve__poller, w)) {
+      code = HVG_EXIT_SOFTWARE;
+      break;
+    }
+    w->started = 1;
+  }
   if (code == HVG_EXIT_OK)
     fprintf(stderr,
             "{\"level\":\"info\",\"event\":\"started\",\"partners\":%zu,"
@@ -495,6 +705,8 @@ int hvg_cli_serve(int argc, char **argv) {
     int busy = 0;
     for (size_t i = 0; i < nw && !busy; i++)
       busy = !atomic_load(&ws[i].idle);
+    for (size_t i = 0; pls && i < cfg->n_partners && !busy; i++)
+      busy = pls[i].started && !atomic_load(&pls[i].idle);
     if (busy)
       continue;
     int d = serve__drained(st);
@@ -510,6 +722,12 @@ int hvg_cli_serve(int argc, char **argv) {
   }
   atomic_store(&stop, 1);
   hvg_httpd_stop(httpd); /* finishes the requests in flight */
+  for (size_t i = 0; pls && i < cfg->n_partners; i++) {
+    if (pls[i].started)
+      pthread_join(pls[i].th, NULL);
+    hvg_poll_free(&pls[i].pl);
+  }
+  free(pls);
   hvg_deliver_counts tot = {0, 0, 0, 0, 0, 0};
   for (size_t i = 0; i < nw; i++) {
     if (ws[i].started)
@@ -528,6 +746,7 @@ int hvg_cli_serve(int argc, char **argv) {
   free(holds);
 out:
   hvg_httpd_free(httpd);
+  hvg_fhir_http_free(hs.fhir);
   store_close(hs.st);
   hvg_metrics_free(hs.m);
   free(obs);

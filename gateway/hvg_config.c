@@ -47,6 +47,28 @@ static void hvg__no_secrets(hvg_jconf *l, const cJSON *obj, const char *ptr) {
   }
 }
 
+/* obj[key]: a SHA-256 as 64 lower-case hex digits (a credential's hash;
+ * the credential itself is never configured). */
+static int hvg__sha256_ok(const char *h) {
+  size_t n = h ? strspn(h, "0123456789abcdef") : 0;
+  return n == 64 && !h[n];
+}
+
+static const char **hvg__sha256_list(hvg_jconf *l, const cJSON *obj,
+                                     const char *key, const char *ptr,
+                                     const char *what, size_t *n) {
+  const char **v = hvg_jconf_strv(l, obj, key, ptr, n);
+  for (size_t i = 0; i < *n; i++)
+    if (!hvg__sha256_ok(v[i])) {
+      char p[600];
+      snprintf(p, sizeof p, "%s/%s/%zu", ptr, key, i);
+      hvg_jconf_err(l, p, "must be the SHA-256 of the %s as 64 lower-case "
+                          "hex digits, not the %s itself",
+                    what, what);
+    }
+  return v;
+}
+
 /* Whether the authority (host[:port]) names this machine: "localhost",
  * [::1] or an IPv4 literal 127.x.y.z, exactly. */
 static int hvg__loopback(const char *auth, size_t n) {
@@ -200,7 +222,7 @@ static void hvg__partner(hvg_jconf *l, const cJSON *js, const char *ptr,
       "id",       "name",    "organization_ids", "base_url",
       "receives", "consent", "auth",             "tls",
       "timeouts", "workers", "status_return",    "allow_insecure_http",
-      HVG__SECRET_KEYS, NULL};
+      "inbound",  HVG__SECRET_KEYS, NULL};
   hvg_jconf_only(l, js, ptr, keys);
   hvg__no_secrets(l, js, ptr);
   pt->id = hvg_jconf_str(l, js, "id", ptr, 1);
@@ -297,7 +319,7 @@ static void hvg__partner(hvg_jconf *l, const cJSON *js, const char *ptr,
   pt->workers = hvg_jconf_int(l, js, "workers", ptr, 1, 64, 2);
 
   hvg_jconf_ptr(p, sizeof p, ptr, "status_return");
-  static const char *const sk[] = {"mode", "interval_s", NULL};
+  static const char *const sk[] = {"mode", "interval_s", "query", NULL};
   hvg_jconf_only(l, sr, p, sk);
   const char *mode =
       cJSON_IsObject(sr) ? hvg_jconf_str(l, sr, "mode", p, 1) : NULL;
@@ -308,7 +330,33 @@ static void hvg__partner(hvg_jconf *l, const cJSON *js, const char *ptr,
     pt->status_mode = HVG_STATUS_SUBSCRIPTION;
   else if (mode && strcmp(mode, "push"))
     hvg_jconf_err(l, p, "mode '%s' is not push, poll or subscription", mode);
-  pt->poll_interval_s = hvg_jconf_int(l, sr, "interval_s", p, 10, 86400, 300);
+  pt->poll_interval_s = hvg_jconf_int(l, sr, "interval_s", p, 1, 86400, 300);
+  pt->poll_query = hvg_jconf_str(l, sr, "query", p, 0);
+  if (pt->poll_query && (strpbrk(pt->poll_query, " \t\r\n?#") ||
+                         strstr(pt->poll_query, "_lastUpdated"))) {
+    char qp[600];
+    hvg_jconf_ptr(qp, sizeof qp, p, "query");
+    hvg_jconf_err(l, qp, "must be search parameters such as "
+                         "\"owner=Organization/123\" (no spaces, '?' or "
+                         "'#'; _lastUpdated is the gateway's)");
+  }
+
+  /* how the partner authenticates to the gateway's own endpoints */
+  const cJSON *inb = cJSON_GetObjectItemCaseSensitive(js, "inbound");
+  hvg_jconf_ptr(p, sizeof p, ptr, "inbound");
+  if (inb && !cJSON_IsObject(inb)) {
+    hvg_jconf_err(l, p, "must be an object");
+  } else if (inb) {
+    static const char *const ik[] = {"token_sha256", "client_cert_sha256",
+                                     HVG__SECRET_KEYS, NULL};
+    hvg_jconf_only(l, inb, p, ik);
+    hvg__no_secrets(l, inb, p);
+    pt->inbound_tokens = hvg__sha256_list(l, inb, "token_sha256", p,
+                                          "bearer token", &pt->n_inbound_tokens);
+    pt->inbound_certs =
+        hvg__sha256_list(l, inb, "client_cert_sha256", p,
+                         "client certificate (DER)", &pt->n_inbound_certs);
+  }
 }
 
 /* The readable-file check of HVG_CONFIG_CHECK_FILES, at the key's line. */
@@ -414,6 +462,35 @@ static void hvg__unique(hvg_jconf *l, const char *what, const char *ptr,
       }
 }
 
+/* A program's webhook: where the gateway POSTs a notice when a referral
+ * of the program changes or a result arrives. */
+static void hvg__webhook(hvg_jconf *l, const cJSON *wh, const char *ptr,
+                         hvg_program *pg) {
+  if (!wh)
+    return;
+  char p[128];
+  hvg_jconf_ptr(p, sizeof p, ptr, "webhook");
+  if (!cJSON_IsObject(wh)) {
+    hvg_jconf_err(l, p, "must be an object");
+    return;
+  }
+  static const char *const wk[] = {"url", "token_file", "token_env",
+                                   "allow_insecure_http", HVG__SECRET_KEYS,
+                                   NULL};
+  hvg_jconf_only(l, wh, p, wk);
+  hvg__no_secrets(l, wh, p);
+  int allow_http = hvg_jconf_bool(l, wh, "allow_insecure_http", p, 0);
+  pg->webhook_url = hvg_jconf_str(l, wh, "url", p, 1);
+  char up[160];
+  hvg_jconf_ptr(up, sizeof up, p, "url");
+  hvg__check_url(l, pg->webhook_url, up, allow_http);
+  pg->webhook_token_file = hvg__file(l, wh, "token_file", p);
+  pg->webhook_token_env = hvg_jconf_str(l, wh, "token_env", p, 0);
+  if (pg->webhook_token_file && pg->webhook_token_env)
+    hvg_jconf_err(l, p, "a webhook token comes from token_file or token_env, "
+                        "not both");
+}
+
 /* Loads each program's mapping and catalogues; their own errors go to diag
  * with their own file names. */
 static void hvg__load_programs(hvg_jconf *l, hvg_config *c) {
@@ -471,7 +548,8 @@ int hvg_config_load(hvg_config **out, const char *path, unsigned flags,
     return rc;
   }
   static const char *const top[] = {"listen",   "store", "programs",
-                                     "partners", HVG__SECRET_KEYS, NULL};
+                                     "partners", "tls",   "ops",
+                                     HVG__SECRET_KEYS, NULL};
   hvg_jconf_only(&l, root, "", top);
   hvg__no_secrets(&l, root, "");
   c->listen = hvg_jconf_str(&l, root, "listen", "", 0);
@@ -479,6 +557,33 @@ int hvg_config_load(hvg_config **out, const char *path, unsigned flags,
     c->listen = "127.0.0.1:8780";
   else if (!strrchr(c->listen, ':'))
     hvg_jconf_err(&l, "/listen", "'%s' is not host:port", c->listen);
+
+  /* the daemon's own HTTPS listener (mutual TLS with client_ca_file) */
+  const cJSON *srv = cJSON_GetObjectItemCaseSensitive(root, "tls");
+  if (srv && !cJSON_IsObject(srv)) {
+    hvg_jconf_err(&l, "/tls", "must be an object");
+  } else if (srv) {
+    static const char *const tk[] = {"cert_file", "key_file",
+                                     "client_ca_file", HVG__SECRET_KEYS,
+                                     NULL};
+    hvg_jconf_only(&l, srv, "/tls", tk);
+    hvg__no_secrets(&l, srv, "/tls");
+    c->tls_cert_file = hvg__file(&l, srv, "cert_file", "/tls");
+    c->tls_key_file = hvg__file(&l, srv, "key_file", "/tls");
+    c->tls_client_ca_file = hvg__file(&l, srv, "client_ca_file", "/tls");
+    if (!c->tls_cert_file || !c->tls_key_file)
+      hvg_jconf_err(&l, "/tls", "HTTPS needs both cert_file and key_file");
+  }
+  const cJSON *ops = cJSON_GetObjectItemCaseSensitive(root, "ops");
+  if (ops && !cJSON_IsObject(ops)) {
+    hvg_jconf_err(&l, "/ops", "must be an object");
+  } else if (ops) {
+    static const char *const ok[] = {"token_sha256", HVG__SECRET_KEYS, NULL};
+    hvg_jconf_only(&l, ops, "/ops", ok);
+    hvg__no_secrets(&l, ops, "/ops");
+    c->ops_tokens = hvg__sha256_list(&l, ops, "token_sha256", "/ops",
+                                     "bearer token", &c->n_ops_tokens);
+  }
 
   const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "store");
   static const char *const sk[] = {"sqlite", "full_sync", NULL};
@@ -506,21 +611,25 @@ int hvg_config_load(hvg_config **out, const char *path, unsigned flags,
         hvg_program *pg = &c->programs[c->n_programs];
         static const char *const pk[] = {"id", "mapping",
                                          "intake_token_sha256",
+                                         "organization_ids", "webhook",
                                          HVG__SECRET_KEYS, NULL};
         hvg_jconf_only(&l, it, p, pk);
         hvg__no_secrets(&l, it, p);
         pg->id = hvg_jconf_str(&l, it, "id", p, 1);
         pg->intake_token_sha256 =
             hvg_jconf_str(&l, it, "intake_token_sha256", p, 0);
-        const char *h = pg->intake_token_sha256;
-        size_t hl = h ? strspn(h, "0123456789abcdef") : 0;
-        if (h && (hl != 64 || h[hl])) {
+        if (pg->intake_token_sha256 &&
+            !hvg__sha256_ok(pg->intake_token_sha256)) {
           char hp[96];
           snprintf(hp, sizeof hp, "%s/intake_token_sha256", p);
           hvg_jconf_err(&l, hp,
                         "must be the SHA-256 of the token as 64 lower-case "
                         "hex digits (sha256sum), not the token");
         }
+        pg->org_ids =
+            hvg_jconf_strv(&l, it, "organization_ids", p, &pg->n_org_ids);
+        hvg__webhook(&l, cJSON_GetObjectItemCaseSensitive(it, "webhook"), p,
+                     pg);
         const char *m = hvg_jconf_str(&l, it, "mapping", p, 1);
         pg->mapping = m ? hvg_jconf_relpath(&l, path, m) : NULL;
         if (pg->id && !hvg__id_ok(pg->id))

@@ -56,6 +56,12 @@ typedef struct hvg_partner {
   long workers;
   hvg_status_mode status_mode;
   long poll_interval_s;
+  const char *poll_query; /* extra search parameters for polling, or NULL */
+  /* how the partner authenticates to the gateway (hashes only) */
+  const char **inbound_tokens; /* SHA-256 hex of its bearer tokens */
+  size_t n_inbound_tokens;
+  const char **inbound_certs; /* SHA-256 hex of its client certificates */
+  size_t n_inbound_certs;
 } hvg_partner;
 
 typedef struct hvg_program {
@@ -64,7 +70,14 @@ typedef struct hvg_program {
   /* SHA-256 (hex) of the bearer token that may POST this program's records
    * to the daemon; NULL: intake over HTTP is off for the program. Only the
    * hash is configured, never the token. */
-  const char *intake_token_sha256;
+  const char *intake_token_sha256; /* also the program's API credential */
+  /* organization ids by which partners address the program (a referral to
+   * home visiting: Task.owner, ServiceRequest.performer identifiers) */
+  const char **org_ids;
+  size_t n_org_ids;
+  /* optional webhook: POSTed a notice when a referral changes or a result
+   * arrives; its bearer token from a file or the environment */
+  const char *webhook_url, *webhook_token_file, *webhook_token_env;
   hv_mapping *map;     /* loaded; owned by the config */
   hv_catalog *cat;     /* its catalogues; owned by the config */
 } hvg_program;
@@ -74,6 +87,12 @@ typedef struct hvg_config {
   const char *path;
   const char *listen;     /* "host:port" */
   const char *store_path; /* SQLite database file */
+  /* the daemon's HTTPS: certificate, key, and the CA of client
+   * certificates (partners authenticating with mutual TLS); all NULL for
+   * plain HTTP */
+  const char *tls_cert_file, *tls_key_file, *tls_client_ca_file;
+  const char **ops_tokens; /* SHA-256 hex of tokens for /readyz, /metrics */
+  size_t n_ops_tokens;
   int store_full_sync;
   hvg_program *programs;
   size_t n_programs;

@@ -2,7 +2,10 @@
 #include "hvg_deliver.h"
 
 #include "fhir_check.h"
+#include "hvg_fsrv.h"
 #include "hvg_metrics.h"
+
+#include <openssl/evp.h>
 
 #include <cjson/cJSON.h>
 #include <stdatomic.h>
@@ -235,6 +238,56 @@ static int hvg__requests(const char *js, size_t len, hvg__entry *ents,
   return 0;
 }
 
+/* Turns a Bundle entry into a JSON Patch of the partner's Task/id that
+ * sets its status and statusReason as the entry's Task has them. 0, or
+ * HVG_ENOMEM (the entry may be half changed: the caller drops the Bundle).
+ */
+static int hvg__task_patch(cJSON *entry, cJSON *req, cJSON *res,
+                           const char *type, const char *id, hvg_err *err) {
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(res, "status");
+  const cJSON *why = cJSON_GetObjectItemCaseSensitive(res, "statusReason");
+  cJSON *ops = cJSON_CreateArray(), *op1 = cJSON_CreateObject(),
+        *op2 = why ? cJSON_CreateObject() : NULL;
+  int ok = ops && op1 && (!why || op2) &&
+           cJSON_AddStringToObject(op1, "op", "replace") &&
+           cJSON_AddStringToObject(op1, "path", "/status") &&
+           cJSON_AddStringToObject(op1, "value", st->valuestring);
+  if (ok && why)
+    ok = cJSON_AddStringToObject(op2, "op", "add") &&
+         cJSON_AddStringToObject(op2, "path", "/statusReason") &&
+         cJSON_AddItemToObject(op2, "value", cJSON_Duplicate(why, 1));
+  if (op1)
+    cJSON_AddItemToArray(ops, op1);
+  if (op2)
+    cJSON_AddItemToArray(ops, op2);
+  char *text = ok ? cJSON_PrintUnformatted(ops) : NULL;
+  cJSON_Delete(ops);
+  size_t n = text ? strlen(text) : 0;
+  char *b64 = text ? malloc(4 * ((n + 2) / 3) + 1) : NULL;
+  if (b64)
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)text,
+                    (int)n);
+  free(text);
+  cJSON *bin = b64 ? cJSON_CreateObject() : NULL;
+  char url[600];
+  snprintf(url, sizeof url, "%s/%s", type, id);
+  ok = bin && cJSON_AddStringToObject(bin, "resourceType", "Binary") &&
+       cJSON_AddStringToObject(bin, "contentType",
+                               "application/json-patch+json") &&
+       cJSON_AddStringToObject(bin, "data", b64);
+  free(b64);
+  if (!ok) {
+    cJSON_Delete(bin);
+    return hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
+  }
+  cJSON_ReplaceItemInObjectCaseSensitive(entry, "resource", bin);
+  cJSON_ReplaceItemInObjectCaseSensitive(req, "method",
+                                         cJSON_CreateString("PATCH"));
+  cJSON_ReplaceItemInObjectCaseSensitive(req, "url", cJSON_CreateString(url));
+  cJSON_DeleteItemFromObjectCaseSensitive(req, "ifNoneExist");
+  return 0;
+}
+
 static int hvg__prepare(hvg_deliverer *d, const store_item *it,
                         hvg__entry *ents, size_t *n_ents, char **body,
                         int *owned, hvg_err *err) {
@@ -249,25 +302,51 @@ static int hvg__prepare(hvg_deliverer *d, const store_item *it,
   cJSON *b = cJSON_ParseWithLength(it->bundle, it->bundle_len);
   if (!b)
     return hvg_err_set(err, HVG_ESYNTAX, NULL, "stored Bundle unreadable");
-  const cJSON *entries = cJSON_GetObjectItemCaseSensitive(b, "entry");
-  const cJSON *e;
+  cJSON *entries = cJSON_GetObjectItemCaseSensitive(b, "entry");
+  cJSON *e;
   int changed = 0;
   hvg_buf id;
   hvg_buf_init(&id, 256);
-  cJSON_ArrayForEach(e, entries) {
+  for (e = entries ? entries->child : NULL; e;) {
+    cJSON *next_e = e->next;
     if (*n_ents == HVG__MAX_ENTRIES)
       break;
     cJSON *req = cJSON_GetObjectItemCaseSensitive(e, "request");
     cJSON *res = cJSON_GetObjectItemCaseSensitive(e, "resource");
     const hvg__entry *en = hvg__entry_from(req, ents, n_ents);
-    if (it->version <= 1 || !en->identifier[0])
+    if (it->version <= 1 || !en->identifier[0]) {
+      e = next_e;
       continue;
+    }
     hvg_buf_reset(&id);
     hvg_err serr;
     int rc = store_server_id(d->st, d->p->id, en->type, en->identifier, &id,
                              NULL, &serr);
-    if (rc == HVG_ENOTFOUND)
+    if (rc == HVG_ENOTFOUND) {
+      e = next_e;
       continue;
+    }
+    if (!rc && !strcmp(en->type, "Task")) {
+      /* the partner's Task moves by the loop's rules: a status the
+       * program set (and the tracker accepted) goes as a patch; otherwise
+       * the Task is the receiver's and is left alone */
+      const cJSON *st = cJSON_GetObjectItemCaseSensitive(res, "status");
+      rc = hvg_fsrv_program_status_applies(
+          d->st, it->program, it->record_id,
+          cJSON_IsString(st) ? st->valuestring : NULL, &serr);
+      if (rc == 1)
+        rc = hvg__task_patch(e, req, res, en->type, id.data, &serr);
+      else if (rc == 0) {
+        cJSON_Delete(cJSON_DetachItemViaPointer(entries, e));
+        (*n_ents)--;
+        rc = 2;
+      }
+      if (rc >= 0) {
+        changed = 1;
+        e = next_e;
+        continue;
+      }
+    }
     if (rc) {
       hvg_buf_free(&id);
       cJSON_Delete(b);
@@ -286,6 +365,7 @@ static int hvg__prepare(hvg_deliverer *d, const store_item *it,
       cJSON_AddStringToObject(res, "id", id.data);
     }
     changed = 1;
+    e = next_e;
   }
   hvg_buf_free(&id);
   int rc = 0;
@@ -384,30 +464,36 @@ static void hvg__hint(const hvg_http_resp *r, char *hint, size_t cap) {
   cJSON_Delete(o);
 }
 
-/* Holds the partner after an auth failure: reported once per incident by
- * whichever worker sees it first. */
-static void hvg__hold(hvg_deliverer *d, const store_item *it, long status,
-                      const char *why, int64_t now) {
-  hvg_partner_hold *h = d->hold;
-  d->n.auth_failures++;
+int hvg_partner_hold_fail(hvg_partner_hold *h, int64_t now_ms) {
   int64_t len = atomic_load(&h->hold_ms);
-  int64_t until = now + len, cur = atomic_load(&h->until_ms);
+  int64_t until = now_ms + len, cur = atomic_load(&h->until_ms);
   if (until > cur && atomic_compare_exchange_strong(&h->until_ms, &cur, until))
     atomic_store(&h->hold_ms, len * 2 > HVG_DELIVER_BACKOFF_MAX_MS
                                   ? HVG_DELIVER_BACKOFF_MAX_MS
                                   : len * 2);
-  if (atomic_exchange(&h->reported, 1) == 0)
+  return atomic_exchange(&h->reported, 1) == 0;
+}
+
+int hvg_partner_hold_clear(hvg_partner_hold *h) {
+  if (!atomic_exchange(&h->reported, 0))
+    return 0;
+  atomic_store(&h->hold_ms, HVG_DELIVER_HOLD_MS);
+  return 1;
+}
+
+/* Holds the partner after an auth failure: reported once per incident by
+ * whichever worker sees it first. */
+static void hvg__hold(hvg_deliverer *d, const store_item *it, long status,
+                      const char *why, int64_t now) {
+  d->n.auth_failures++;
+  if (hvg_partner_hold_fail(d->hold, now))
     hvg__log(d, "error", "partner_auth_failed", it, status, why, -1);
 }
 
 /* A success ends an auth incident. */
 static void hvg__unhold(hvg_deliverer *d) {
-  hvg_partner_hold *h = d->hold;
-  if (atomic_load(&h->reported)) {
-    atomic_store(&h->reported, 0);
-    atomic_store(&h->hold_ms, HVG_DELIVER_HOLD_MS);
+  if (hvg_partner_hold_clear(d->hold))
     hvg__log(d, "info", "partner_auth_recovered", NULL, 0, NULL, -1);
-  }
 }
 
 static void hvg__retry_at(hvg__slot *sl, int64_t when, const char *why) {

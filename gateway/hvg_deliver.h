@@ -50,6 +50,15 @@ typedef struct hvg_partner_hold {
 /* An idle hold (not held, first pause HVG_DELIVER_HOLD_MS). */
 void hvg_partner_hold_init(hvg_partner_hold *h);
 
+/* An auth failure at now_ms: holds the partner (the pause doubles with
+ * each failure, capped). Returns 1 for the first failure of an incident
+ * (the caller reports it), 0 when it is already reported. */
+int hvg_partner_hold_fail(hvg_partner_hold *h, int64_t now_ms);
+
+/* A success: ends an incident; 1 when one was open (report the
+ * recovery), 0 otherwise. */
+int hvg_partner_hold_clear(hvg_partner_hold *h);
+
 /* Metrics the daemon exposes, one series per partner (NULL: not kept). */
 typedef struct hvg_deliver_obs {
   struct hvg_series *delivered, *retried, *dead, *auth_failed;

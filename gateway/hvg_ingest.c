@@ -1,6 +1,7 @@
 #include "hvg_ingest.h"
 
 #include "fhir_check.h"
+#include "hvg_fsrv.h"
 #include "hv_tofhir.h"
 #include "hvg_cli.h"
 #include "hvg_route.h"
@@ -22,6 +23,10 @@ typedef struct ingest_rec {
   size_t keys_off; /* record_type\0record_id\0patient\0[partner\0consent\0] */
   unsigned char hash[STORE_HASH_LEN];
   int has_target, has_consent, has_sens;
+  /* a referral: its fields for the program's export (JSON in keys) and
+   * the status the program gave, for the referral tracker */
+  int is_referral, has_status;
+  size_t data_off, data_len;
   const char *file;
   unsigned long line;
 } ingest_rec;
@@ -47,6 +52,7 @@ struct hvg_ingest {
   const hvg_program *prog;
   store *st;  /* main thread: consent lookups */
   store *wst; /* writer thread */
+  hvg_fsrv *fs; /* the writer's referral tracker */
   hv_tofhir tf;
   hvg_arena scratch;
   ingest_batch bat[2];
@@ -62,6 +68,54 @@ struct hvg_ingest {
   FILE *issues;
   atomic_int failed; /* a store error was printed */
 };
+
+/* The referral tracker for the batch's referrals, in one transaction:
+ * their loop state, the partner's view of their Task at the gateway, and
+ * the statuses the program set. Writer thread only. */
+static int ingest__track(hvg_ingest *x, ingest_batch *bt,
+                         const store_record *batch,
+                         const store_target *targets, int64_t now,
+                         hvg_err *err) {
+  int any = 0;
+  for (size_t i = 0; i < bt->n && !any; i++)
+    any = bt->recs[i].is_referral;
+  if (!any)
+    return 0;
+  int rc = store_tx_begin(x->wst, err);
+  for (size_t i = 0; !rc && i < bt->n; i++) {
+    const ingest_rec *r = &bt->recs[i];
+    if (!r->is_referral)
+      continue;
+    const store_record *b = &batch[i];
+    const char *status = NULL;
+    if (r->has_status) { /* the last key */
+      const char *k = b->record_id;
+      for (int skip = 0; skip < 2 + !!b->sensitivity +
+                                    (r->has_target ? 1 + r->has_consent : 0);
+           skip++)
+        k += strlen(k) + 1;
+      status = k;
+    }
+    hvg_fsrv_referral ref = {
+        x->prog,
+        b->record_id,
+        r->has_target ? hvg_config_partner(x->cfg, targets[i].partner) : NULL,
+        b->bundle,
+        b->bundle_len,
+        bt->keys.data + r->data_off,
+        r->data_len,
+        status};
+    char warn[400];
+    rc = hvg_fsrv_track_referral(x->fs, &ref, now, warn, sizeof warn, err);
+    if (rc == 1) {
+      fprintf(x->issues, "%s:%lu: referral.status: warning: %s\n", r->file,
+              r->line, warn);
+      rc = 0;
+    }
+  }
+  int trc = store_tx_end(x->wst, rc == 0, rc ? NULL : err);
+  return rc ? rc : trc;
+}
 
 /* Writes a batch in one transaction (consents first: later records of the
  * run are checked against them). Writer thread only. */
@@ -119,7 +173,8 @@ static int ingest__write(hvg_ingest *x, ingest_batch *bt) {
       b->n_targets = 1;
     }
   }
-  if (store_put_records(x->wst, batch, bt->n, now, res, &err)) {
+  if (store_put_records(x->wst, batch, bt->n, now, res, &err) ||
+      ingest__track(x, bt, batch, targets, now, &err)) {
     x->werr = err;
     return HVG_EXIT_IOERR;
   }
@@ -202,6 +257,39 @@ static int ingest__consent(hvg_ingest *x, const hv_record *r) {
   }
   bt->n_cons++;
   return 0;
+}
+
+/* A referral's fields for the program's export, as a JSON object of
+ * canonical names (identifiers, dates, codes; no names, birth dates or
+ * notes), appended to b with its NUL. */
+static int ingest__referral_data(hvg_buf *b, const hv_record *r, size_t *off,
+                                 size_t *len) {
+  static const hv_field fields[] = {
+      HV_F_RECORD_ID,      HV_F_FAMILY_ID,       HV_F_CHILD_ID,
+      HV_F_CAREGIVER_ID,   HV_F_HOME_VISITOR_ID, HV_F_REF_SERVICE,
+      HV_F_REF_DATE,       HV_F_REF_REASON_ID,   HV_F_REF_TO_ORG_ID,
+      HV_F_REF_TO_ORG_NAME, HV_F_REF_URGENCY,    HV_F_REF_STATUS,
+      HV_F_REF_STATUS_DATE};
+  *off = b->len;
+  int rc = hvg_buf_adds(b, "{\"referral.direction\":\"outbound\"");
+  for (size_t i = 0; !rc && i < sizeof fields / sizeof *fields; i++) {
+    const char *v = r->v[fields[i]];
+    if (!v || !*v)
+      continue;
+    rc = hvg_buf_addc(b, ',');
+    if (!rc)
+      rc = hvg_buf_add_json_str(b, hv_field_get(fields[i])->name);
+    if (!rc)
+      rc = hvg_buf_addc(b, ':');
+    if (!rc)
+      rc = hvg_buf_add_json_str(b, v);
+  }
+  if (!rc)
+    rc = hvg_buf_addc(b, '}');
+  *len = b->len - *off;
+  if (!rc)
+    rc = hvg_buf_addc(b, '\0');
+  return rc;
 }
 
 static int ingest__accept(void *ctx, const hv_result *res) {
@@ -305,6 +393,16 @@ static int ingest__accept(void *ctx, const hv_result *res) {
       brc = ingest__put(&bt->keys, consent_id);
     }
   }
+  if (!brc && r->type == HV_REC_REFERRAL) {
+    ir->is_referral = 1;
+    const char *st = r->v[HV_F_REF_STATUS];
+    if (st && *st) {
+      ir->has_status = 1;
+      brc = ingest__put(&bt->keys, st);
+    }
+    if (!brc)
+      brc = ingest__referral_data(&bt->keys, r, &ir->data_off, &ir->data_len);
+  }
   if (!brc && r->type == HV_REC_CONSENT)
     brc = ingest__consent(x, r);
   if (brc)
@@ -351,6 +449,8 @@ int hvg_ingest_new(hvg_ingest **out, const hvg_config *cfg,
   int rc = hvg_config_open_store_opts(cfg, &x->st, 1, 0, err);
   if (!rc)
     rc = hvg_config_open_store(cfg, &x->wst, err);
+  if (!rc)
+    rc = hvg_fsrv_new(&x->fs, cfg, x->wst, err);
   if (!rc && hv_tofhir_init(&x->tf, prog->map, prog->cat))
     rc = hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
   else if (!rc)
@@ -422,6 +522,7 @@ void hvg_ingest_free(hvg_ingest *x) {
   pthread_cond_destroy(&x->cv);
   if (x->tf_ready)
     hv_tofhir_free(&x->tf);
+  hvg_fsrv_free(x->fs);
   store_close(x->st);
   store_close(x->wst);
   hvg_arena_free(&x->scratch);

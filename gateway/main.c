@@ -19,6 +19,9 @@ static const struct {
     {"serve", hvg_cli_serve, "deliver queued records to the partners"},
     {"status", hvg_cli_status, "queue, deliveries and dead letters per partner"},
     {"replay", hvg_cli_replay, "queue dead letters again"},
+    {"export", hvg_cli_export,
+     "referral status and results back to a program, in its own layout"},
+
 };
 
 static void usage(FILE *f) {

@@ -403,6 +403,7 @@ const errorLines = (err) => err.split('\n').filter((l) => l && !/: warning: /.te
   const objs = {
     root: configSchema, store: defs.store, program: defs.program, partner: defs.partner, receives: defs.receives,
     auth: defs.auth, tls: defs.tls, timeouts: defs.timeouts, status_return: defs.status_return,
+    server_tls: defs.server_tls, ops: defs.ops, inbound: defs.inbound, webhook: defs.webhook,
   };
   const props = (o) => Object.keys(o.properties).filter((k) => k !== 'description' && k !== '$schema');
   // every property has a description (editors show it); "$..." and unknown
@@ -429,16 +430,19 @@ const errorLines = (err) => err.split('\n').filter((l) => l && !/: warning: /.te
   const lists = [...loader.matchAll(/static const char \*const \w+\[\] = \{([^}]*)\}/g)].map((m) => ({
     keys: [...m[1].matchAll(/"([^"]*)"/g)].map((x) => x[1]), secrets: m[1].includes('HVG__SECRET_KEYS'),
   }));
-  const marker = { root: ['listen'], store: ['sqlite'], program: ['id', 'mapping'], partner: ['id', 'organization_ids'],
-    receives: ['record_types'], auth: ['type', 'client_id'], tls: ['verify'], timeouts: ['connect_ms'], status_return: ['mode'] };
+  const marker = { root: ['listen'], store: ['sqlite'], program: ['id', 'mapping'], partner: ['id', 'base_url'],
+    receives: ['record_types'], auth: ['type', 'client_id'], tls: ['verify'], timeouts: ['connect_ms'], status_return: ['mode'],
+    server_tls: ['cert_file', 'client_ca_file'], ops: ['token_sha256'], inbound: ['client_cert_sha256'], webhook: ['url', 'token_env'] };
   for (const [name, ks] of Object.entries(marker)) {
-    const found = lists.filter((l) => ks.every((k) => l.keys.includes(k)));
+    let found = lists.filter((l) => ks.every((k) => l.keys.includes(k)));
+    if (found.length > 1) found = found.filter((l) => l.keys.length === ks.length); /* a subset of another list */
     if (!check(found.length === 1, `hvg_config.c has one key list for ${name}`, `${found.length} found`)) continue;
     const want = found[0].keys.concat(found[0].secrets ? secretKeys : []);
     check(sameSet(props(objs[name]), want), `${name} keys = loader`, `schema: ${props(objs[name])}\nloader: ${want}`);
   }
   // every key read: type, required, range and default
-  const vars = { root: 'root', st: 'store', it: 'program', js: 'partner', rc: 'receives', a: 'auth', tls: 'tls', to: 'timeouts', sr: 'status_return' };
+  const vars = { root: 'root', st: 'store', it: 'program', js: 'partner', rc: 'receives', a: 'auth', tls: 'tls', to: 'timeouts', sr: 'status_return',
+    srv: 'server_tls', ops: 'ops', inb: 'inbound', wh: 'webhook' };
   const calls = [...loader.matchAll(/(hvg_jconf_(?:str|strv|int|bool)|hvg__file)\(&?l, (\w+), "(\w+)",([^;]*?)\)/g)];
   check(calls.length >= 30, 'hvg_config.c: key reads found', `${calls.length}`);
   for (const [, fn, v, key, args] of calls) {
@@ -453,7 +457,9 @@ const errorLines = (err) => err.split('\n').filter((l) => l && !/: warning: /.te
       check(p.type === 'string' && (p.minLength >= 1 || (p.enum && p.enum.every((e) => e !== ''))), `${name}.${key} is a non-empty string`);
       check(req === (fn === 'hvg_jconf_str' && last === 1), `${name}.${key} is ${req ? '' : 'not '}required, as in the loader`);
     } else if (fn === 'hvg_jconf_strv') {
-      const mustList = loader.includes(`'${key}' must`);
+      /* the loader's "'key' must ..." message makes a list required; a
+       * program's organization_ids share the partner's key name only */
+      const mustList = loader.includes(`'${key}' must`) && !(name === 'program' && key === 'organization_ids');
       check(p.type === 'array' && p.items && p.items.type === 'string' && (p.items.minLength >= 1 || p.items.enum || p.items.pattern),
         `${name}.${key} is an array of non-empty strings`);
       check(req === mustList && (!mustList || p.minItems === 1), `${name}.${key}: required and non-empty iff the loader says it must be`);
@@ -670,8 +676,30 @@ const errorLines = (err) => err.split('\n').filter((l) => l && !/: warning: /.te
         P(c, 1).status_return.interval_s = 10; P(c).status_return = { mode: 'subscription' };
         c.partners.push({ ...P(shipped, 1), id: 'x', organization_ids: ['X-1'], status_return: { mode: 'poll', interval_s: 86400 } });
       }],
-      [false, 'interval_s 9', (c) => { P(c, 1).status_return.interval_s = 9; }],
+      [false, 'interval_s 0', (c) => { P(c, 1).status_return.interval_s = 0; }],
       [false, 'interval_s 86401', (c) => { P(c, 1).status_return.interval_s = 86401; }],
+      [true, 'interval_s 1, a poll query', (c) => { P(c, 1).status_return = { mode: 'poll', interval_s: 1, query: 'owner=Organization/7' }; }],
+      [false, 'a poll query with a space', (c) => { P(c, 1).status_return.query = 'owner=a b'; }],
+      [false, 'a poll query with "?"', (c) => { P(c, 1).status_return.query = '?owner=x'; }],
+      // the daemon's HTTPS, operations and partner credentials (hashes only)
+      [true, 'HTTPS with client certificates', (c, f) => { c.tls = { cert_file: f, key_file: keys.ec, client_ca_file: f }; }],
+      [false, 'HTTPS without key_file', (c, f) => { c.tls = { cert_file: f }; }],
+      [false, 'tls with an unknown key', (c, f) => { c.tls = { cert_file: f, key_file: keys.ec, verify: true }; }],
+      [false, 'tls not an object', (c) => { c.tls = 'on'; }],
+      [true, 'ops tokens', (c) => { c.ops = { token_sha256: ['a'.repeat(64), 'b'.repeat(64)] }; }],
+      [false, 'ops token not a hash', (c) => { c.ops = { token_sha256: ['secret'] }; }],
+      [false, 'ops token in upper case', (c) => { c.ops = { token_sha256: ['A'.repeat(64)] }; }],
+      [false, 'an inline ops token', (c) => { c.ops = { token: 'secret' }; }],
+      [true, 'partner inbound token and certificate hashes', (c) => { P(c).inbound = { token_sha256: ['c'.repeat(64)], client_cert_sha256: ['d'.repeat(64)] }; }],
+      [false, 'inbound token of 63 digits', (c) => { P(c).inbound = { token_sha256: ['c'.repeat(63)] }; }],
+      [false, 'inbound with an unknown key', (c) => { P(c).inbound = { tokens: ['c'.repeat(64)] }; }],
+      [true, 'program organization_ids and a webhook', (c, f) => {
+        c.programs[0].organization_ids = ['HV-9']; c.programs[0].webhook = { url: 'https://hv.example.org/hook', token_file: f };
+      }],
+      [false, 'webhook without url', (c) => { c.programs[0].webhook = { token_env: 'HOOK_TOKEN' }; }],
+      [false, 'webhook over plain http to another host', (c) => { c.programs[0].webhook = { url: 'http://hv.example.org/hook' }; }],
+      [true, 'webhook over http with allow_insecure_http', (c) => { c.programs[0].webhook = { url: 'http://hv.example.org/hook', allow_insecure_http: true }; }],
+      [false, 'webhook with token_file and token_env', (c, f) => { c.programs[0].webhook = { url: 'https://hv.example.org/h', token_file: f, token_env: 'X' }; }],
     ];
     // Loader-only checks: the schema accepts (it cannot express them) and
     // check-config rejects with this message.

@@ -15,7 +15,8 @@
 //  6. records about families without consent are not sent, and are reported;
 //  7. the daemon's HTTP side: POST /hv/{program}/records with a bearer token
 //     stores records durably (202 with the per-record report), a wrong
-//     token gets 401; /healthz, /readyz and /metrics answer;
+//     token gets 401; /healthz answers, /readyz and /metrics with the
+//     operations token only;
 //  8. a Bundle the server refuses (422) becomes a dead letter with the
 //     server's OperationOutcome, and `hvgate replay` sends it again;
 //  9. a static bearer token (from a file) is sent and accepted;
@@ -279,6 +280,8 @@ async function exactlyOnce(peer, delivered, token) {
   const cfgHttp = config('http', peer.port, { type: 'none' });
   const ch = JSON.parse(fs.readFileSync(cfgHttp, 'utf8'));
   ch.programs[0].intake_token_sha256 = hash;
+  const opsToken = 'ops-test-token-7';
+  ch.ops = { token_sha256: [require('crypto').createHash('sha256').update(opsToken).digest('hex')] };
   fs.writeFileSync(cfgHttp, JSON.stringify(ch));
   const cq = Number((run(['ingest', '-c', cfgHttp, path.join(sample, 'consents.csv')]).err
     .match(/(\d+) deliveries queued/) || [])[1]);
@@ -311,15 +314,19 @@ async function exactlyOnce(peer, delivered, token) {
     `intake: 202, 157 records, 6 rejected, 151 stored (${hr.status} ${hr.body.slice(0, 200)})`);
   check((rep.issues || []).some((l) => l.startsWith('body:5: screen_date: 2026-02-30 does not exist')),
     'intake reports rejected rows as body:line: field: reason');
-  const getText = (p) => new Promise((resolve) => http.get({ host: '127.0.0.1', port: hport, path: p },
-    (res) => { let b = ''; res.on('data', (c) => { b += c; }); res.on('end', () => resolve({ status: res.statusCode, body: b })); }));
+  const getText = (p, tok) => new Promise((resolve) => http.get({ host: '127.0.0.1', port: hport, path: p,
+    headers: tok ? { authorization: `Bearer ${tok}` } : {} },
+  (res) => { let b = ''; res.on('data', (c) => { b += c; }); res.on('end', () => resolve({ status: res.statusCode, body: b })); }));
   const want = cq + rep.queued; /* the consents ingested before, and these */
   for (let i = 0; i < 200 && events(sv.log(), 'delivered').length < want; i++) await sleep(100);
   check(rep.queued > 0 && events(sv.log(), 'delivered').length === want,
     `records posted over HTTP are delivered (${events(sv.log(), 'delivered').length} of ${want})`);
-  check((await getText('/healthz')).status === 200, '/healthz: 200');
-  check((await getText('/readyz')).status === 200, '/readyz: 200');
-  const met = await getText('/metrics');
+  check((await getText('/healthz')).status === 200, '/healthz: 200 (no credential needed)');
+  check((await getText('/readyz')).status === 401 && (await getText('/metrics')).status === 401 &&
+    (await getText('/metrics', token)).status === 401,
+  '/readyz and /metrics without the operations token (or with the program\'s): 401');
+  check((await getText('/readyz', opsToken)).status === 200, '/readyz with the operations token: 200');
+  const met = await getText('/metrics', opsToken);
   check(met.status === 200 && /hvgate_deliveries_total\{partner="riverside-peds",outcome="delivered"\} [1-9]/.test(met.body) &&
     /hvgate_queue_pending\{partner="riverside-peds"\} 0/.test(met.body) && /hvgate_delivery_seconds_bucket/.test(met.body),
     '/metrics: deliveries, queue depth, latency', met.body.slice(0, 400));
