@@ -859,6 +859,124 @@ static void hvg__send(hvg_httpd *s, hvg_httpd_resp *r) {
   evhttp_send_reply(r->ev, r->status, NULL, NULL);
 }
 
+/* Routes rq (method, path, headers and body of rq->hvg__ev) into m and
+ * runs the handler, or answers the routing error, into rs. */
+static void hvg__serve(hvg_httpd *s, hvg_httpd_match *m, hvg_httpd_req *rq,
+                       hvg_httpd_resp *rs) {
+  hvg_httpd_match_path(s, rq->method, rq->path, m);
+  if (m->status != 200) {
+    hvg_httpd_resp_error(rs, m->status, m->msg);
+    if (m->status == 405 && m->allow[0])
+      evhttp_add_header(rs->hdrs, "Allow", m->allow);
+    return;
+  }
+  const hvg__route *r = m->hvg__route;
+  rq->route = m->route;
+  rq->rest = m->rest;
+  rq->params = m->params;
+  rq->nparams = m->nparams;
+  struct evbuffer *in = evhttp_request_get_input_buffer(rq->hvg__ev);
+  size_t blen = evbuffer_get_length(in);
+  char *body = NULL;
+  if (!evbuffer_add(in, "", 1)) /* a NUL after the body */
+    body = (char *)evbuffer_pullup(in, -1);
+  if (!body) {
+    hvg_httpd_resp_error(rs, 503, "out of memory");
+    return;
+  }
+  rq->body = body;
+  rq->body_len = blen;
+  int rc = r->fn(r->ctx, rq, rs);
+  if (rc < 0)
+    hvg_httpd_resp_error(rs, 500, "internal error");
+}
+
+int hvg_httpd_dispatch(hvg_httpd *s, const char *method, const char *target,
+                       const char *const *headers, const void *body,
+                       size_t body_len, const hvg_httpd_peer *peer,
+                       hvg_httpd_answer *out, hvg_err *err) {
+  if (!s || !method || !target || !out || (!body && body_len))
+    return hvg_err_set(err, HVG_EINVAL, NULL, "NULL argument");
+  memset(&out->status, 0, sizeof out->status);
+  hvg_buf_reset(&out->headers);
+  hvg_buf_reset(&out->body);
+  struct evhttp_request *ev = evhttp_request_new(NULL, NULL);
+  struct evhttp_uri *u = ev ? evhttp_uri_parse_with_flags(
+                                  target, EVHTTP_URI_NONCONFORMANT)
+                            : NULL;
+  int rc = 0;
+  if (!ev)
+    rc = hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
+  else if (!u || !evhttp_uri_get_path(u) || evhttp_uri_get_path(u)[0] != '/')
+    rc = hvg_err_set(err, HVG_EINVAL, "target", "not an origin-form target");
+  for (size_t i = 0; !rc && headers && headers[i]; i++) {
+    const char *colon = strchr(headers[i], ':');
+    char name[256];
+    if (!colon || colon == headers[i] ||
+        (size_t)(colon - headers[i]) >= sizeof name) {
+      rc = hvg_err_set(err, HVG_EINVAL, "headers", "not 'Name: value'");
+      break;
+    }
+    memcpy(name, headers[i], (size_t)(colon - headers[i]));
+    name[colon - headers[i]] = '\0';
+    const char *v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+      v++;
+    if (evhttp_add_header(evhttp_request_get_input_headers(ev), name, v))
+      rc = hvg_err_set(err, HVG_EINVAL, "headers", "a header libevent refuses");
+  }
+  if (!rc && body_len &&
+      evbuffer_add(evhttp_request_get_input_buffer(ev), body, body_len))
+    rc = hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
+  hvg_httpd_match *m = rc ? NULL : malloc(sizeof *m);
+  if (!rc && !m)
+    rc = hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
+  if (!rc) {
+    hvg_httpd_req rq;
+    memset(&rq, 0, sizeof rq);
+    hvg_httpd_resp rs;
+    memset(&rs, 0, sizeof rs);
+    rs.s = s;
+    rs.ev = ev;
+    rs.req = &rq;
+    rs.status = 200;
+    rs.body = evhttp_request_get_output_buffer(ev);
+    rs.hdrs = evhttp_request_get_output_headers(ev);
+    rq.hvg__ev = ev;
+    rq.method = method;
+    rq.path = evhttp_uri_get_path(u);
+    rq.query = evhttp_uri_get_query(u) ? evhttp_uri_get_query(u) : "";
+    rq.rest = rq.body = "";
+    rq.remote_addr = "127.0.0.1";
+    rq.tls = peer != NULL;
+    rq.peer = peer;
+    hvg__serve(s, m, &rq, &rs);
+    if (rs.failed)
+      hvg_httpd_resp_error(&rs, 500, "out of memory");
+    out->status = rs.status;
+    for (const struct evkeyval *h = rs.hdrs->tqh_first; h;
+         h = h->next.tqe_next)
+      if (hvg_buf_printf(&out->headers, "%s: %s\n", h->key, h->value))
+        rc = hvg_err_set(err, HVG_ETOOBIG, "headers", NULL);
+    size_t n = evbuffer_get_length(rs.body);
+    char *dst = n ? hvg_buf_reserve(&out->body, n) : NULL;
+    if (n && !dst)
+      rc = hvg_err_set(err, HVG_ETOOBIG, "body", NULL);
+    else if (n) {
+      evbuffer_copyout(rs.body, dst, n);
+      hvg_buf_commit(&out->body, n);
+    }
+    if (s->o.on_request)
+      s->o.on_request(s->o.on_request_ctx, &rq, rs.status, 0);
+  }
+  free(m);
+  if (u)
+    evhttp_uri_free(u);
+  if (ev)
+    evhttp_request_free(ev);
+  return rc;
+}
+
 static void hvg__on_request(struct evhttp_request *ev, void *arg) {
   hvg_httpd *s = arg;
   struct timespec t0;
@@ -901,33 +1019,7 @@ static void hvg__on_request(struct evhttp_request *ev, void *arg) {
     rq.tls = 1;
     rq.peer = hvg__peer(ssl, &peer);
   }
-  hvg_httpd_match *m = &s->m;
-  hvg_httpd_match_path(s, rq.method, rq.path, m);
-  if (m->status != 200) {
-    hvg_httpd_resp_error(&rs, m->status, m->msg);
-    if (m->status == 405 && m->allow[0])
-      evhttp_add_header(rs.hdrs, "Allow", m->allow);
-  } else {
-    const hvg__route *r = m->hvg__route;
-    rq.route = m->route;
-    rq.rest = m->rest;
-    rq.params = m->params;
-    rq.nparams = m->nparams;
-    struct evbuffer *in = evhttp_request_get_input_buffer(ev);
-    size_t blen = evbuffer_get_length(in);
-    char *body = NULL;
-    if (!evbuffer_add(in, "", 1)) /* a NUL after the body */
-      body = (char *)evbuffer_pullup(in, -1);
-    if (!body) {
-      hvg_httpd_resp_error(&rs, 503, "out of memory");
-    } else {
-      rq.body = body;
-      rq.body_len = blen;
-      int rc = r->fn(r->ctx, &rq, &rs);
-      if (rc < 0)
-        hvg_httpd_resp_error(&rs, 500, "internal error");
-    }
-  }
+  hvg__serve(s, &s->m, &rq, &rs);
   hvg__send(s, &rs);
   if (s->o.on_request)
     s->o.on_request(s->o.on_request_ctx, &rq, rs.status, hvg__elapsed(&t0));

@@ -231,6 +231,29 @@ int hvg_httpd_resp_send(hvg_httpd_resp *r, int status, const char *content_type,
  * Headers set before are dropped. Returns 0 or HVG_ENOMEM. */
 int hvg_httpd_resp_error(hvg_httpd_resp *r, int status, const char *msg);
 
+/* ---- Serving without a socket (tests, fuzzing) ------------------------- */
+
+/* What a dispatched request was answered: status, the response headers as
+ * "Name: value\n" lines, and the body (both capped by the caller's
+ * hvg_buf_init; reset by each dispatch). */
+typedef struct hvg_httpd_answer {
+  int status;
+  hvg_buf headers, body;
+} hvg_httpd_answer;
+
+/* Serves one request in the calling thread exactly as the server would
+ * (routing, handlers, error renderers, on_request), without a socket: for
+ * tests and fuzz targets. Not while the server runs (handlers assume one
+ * thread). target is "/path?query"; headers a NULL-terminated list of
+ * "Name: value" (may be NULL); peer plays the verified client certificate
+ * of a TLS connection (NULL: plain HTTP). Returns 0 with *out filled;
+ * HVG_EINVAL (a target that is not "/...", a header not "Name: value"),
+ * HVG_ETOOBIG (the answer does not fit out's buffers), HVG_ENOMEM. */
+int hvg_httpd_dispatch(hvg_httpd *s, const char *method, const char *target,
+                       const char *const *headers, const void *body,
+                       size_t body_len, const hvg_httpd_peer *peer,
+                       hvg_httpd_answer *out, hvg_err *err);
+
 /* ---- Routing without a server (tests, fuzzing, diagnostics) ----------- */
 
 typedef struct hvg_httpd_match {
