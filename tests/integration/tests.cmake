@@ -23,3 +23,12 @@ add_test(NAME integration.kill
           ${CMAKE_CURRENT_BINARY_DIR}/kill)
 set_tests_properties(integration.kill PROPERTIES FIXTURES_REQUIRED peer_npm
                      TIMEOUT 900)
+# The closed loop both ways against the FHIR test peer: push, poll and
+# subscription status return, scoping, practice -> home visiting referrals
+# and results in the program's export, status changes from later exports;
+# what the endpoint emits is validated (conformance fixture).
+add_test(NAME integration.loop
+  COMMAND node ${CMAKE_CURRENT_LIST_DIR}/loop.js $<TARGET_FILE:hvgate>
+          ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/loop)
+set_tests_properties(integration.loop PROPERTIES
+                     FIXTURES_REQUIRED "peer_npm;conformance_npm" TIMEOUT 600)
