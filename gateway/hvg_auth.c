@@ -11,23 +11,23 @@
 
 #define HVG__MAX_TOKEN 8192
 
-/* A bearer token: the first line of the file or the variable, trimmed. */
-static int hvg__static_token(hvg_auth *a, hvg_err *err) {
-  const hvg_partner *p = a->p;
+int hvg_auth_read_token(const char *owner, const char *file, const char *env,
+                        char **out, hvg_err *err) {
+  *out = NULL;
   char *t;
   size_t n = 0;
-  if (p->token_file) {
-    t = hvg_read_file(p->token_file, HVG__MAX_TOKEN, &n);
+  if (file) {
+    t = hvg_read_file(file, HVG__MAX_TOKEN, &n);
     if (!t)
       return hvg_err_set(err, HVG_ENOINPUT, NULL,
-                         "partner %s: cannot read token file %s: %s", p->id,
-                         p->token_file, strerror(errno));
+                         "%s: cannot read token file %s: %s", owner, file,
+                         strerror(errno));
   } else {
-    const char *v = getenv(p->token_env);
+    const char *v = env ? getenv(env) : NULL;
     if (!v || !*v)
       return hvg_err_set(err, HVG_ENOINPUT, NULL,
-                         "partner %s: environment variable %s is not set",
-                         p->id, p->token_env);
+                         "%s: environment variable %s is not set", owner,
+                         env ? env : "(none)");
     if (!(t = strdup(v)))
       return hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
   }
@@ -36,17 +36,25 @@ static int hvg__static_token(hvg_auth *a, hvg_err *err) {
     if (*c <= ' ' || *c == 0x7f) { /* a header value cannot carry these */
       free(t);
       return hvg_err_set(err, HVG_ECONFIG, NULL,
-                         "partner %s: the bearer token contains spaces or "
-                         "control characters",
-                         p->id);
+                         "%s: the bearer token contains spaces or control "
+                         "characters",
+                         owner);
     }
   if (!*t) {
     free(t);
-    return hvg_err_set(err, HVG_ECONFIG, NULL,
-                       "partner %s: the bearer token is empty", p->id);
+    return hvg_err_set(err, HVG_ECONFIG, NULL, "%s: the bearer token is empty",
+                       owner);
   }
-  a->static_token = t;
+  *out = t;
   return 0;
+}
+
+/* A bearer token: the first line of the file or the variable, trimmed. */
+static int hvg__static_token(hvg_auth *a, hvg_err *err) {
+  char owner[96];
+  snprintf(owner, sizeof owner, "partner %s", a->p->id);
+  return hvg_auth_read_token(owner, a->p->token_file, a->p->token_env,
+                             &a->static_token, err);
 }
 
 int hvg_auth_init(hvg_auth *a, const hvg_partner *p, hvg_err *err) {

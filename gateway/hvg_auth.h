@@ -28,6 +28,14 @@ typedef struct hvg_auth {
   unsigned long tokens_fetched;
 } hvg_auth;
 
+/* A bearer token from `file` (its first line) or, when file is NULL, the
+ * environment variable `env`, trimmed, into *out (the caller frees it).
+ * Returns 0; HVG_ENOINPUT (unreadable, unset), HVG_ECONFIG (empty, or with
+ * spaces or control characters), HVG_ENOMEM; messages start with `owner`
+ * ("partner x", "program y's webhook"). */
+int hvg_auth_read_token(const char *owner, const char *file, const char *env,
+                        char **out, hvg_err *err);
+
 /* Prepares the partner's credentials: reads the bearer token or loads the
  * private key now, so that a wrong configuration shows at start. Returns 0,
  * or HVG_ENOINPUT / HVG_ECONFIG / HVG_ENOMEM with err set; on error a is

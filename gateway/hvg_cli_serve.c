@@ -13,6 +13,7 @@
 #include "hvg_ingest.h"
 #include "hvg_metrics.h"
 #include "hvg_poll.h"
+#include "hvg_webhook.h"
 #include "store.h"
 
 #include <cjson/cJSON.h>
@@ -120,6 +121,32 @@ static void *serve__poller(void *arg) {
               "{\"level\":\"error\",\"event\":\"store_error\",\"partner\":"
               "\"%s\",\"detail\":\"%s\"}\n",
               w->pl.p->id, hvg_strerror(rc));
+      idle = 1000;
+    }
+    serve__nap(idle, w->stop);
+  }
+  return NULL;
+}
+
+/* A program's webhook notifier (hvg_webhook) on a thread of its own. */
+typedef struct serve_hook {
+  pthread_t th;
+  int started;
+  hvg_webhook wh;
+  atomic_int *stop;
+} serve_hook;
+
+static void *serve__hook(void *arg) {
+  serve_hook *w = arg;
+  while (!serve_stop && !atomic_load(w->stop)) {
+    int idle = 0;
+    hvg_err err;
+    hvg_err_clear(&err);
+    if (hvg_webhook_round(&w->wh, store_now_ms(), &idle, &err) < 0) {
+      fprintf(stderr,
+              "{\"level\":\"error\",\"event\":\"store_error\",\"program\":"
+              "\"%s\",\"detail\":\"%s\"}\n",
+              w->wh.prog->id, err.msg);
       idle = 1000;
     }
     serve__nap(idle, w->stop);
@@ -589,7 +616,9 @@ int hvg_cli_serve(int argc, char **argv) {
   ho.on_request = http__on_request;
   ho.on_request_ctx = &hs;
   if (hvg_metrics_new(&hs.m, &err) ||
-      hvg_config_open_store_opts(cfg, &hs.st, 1, 4, &err) ||
+      /* the HTTP side writes (Task updates): its own checkpoint thread,
+       * so that commits do not wait for WAL checkpoints */
+      hvg_config_open_store_opts(cfg, &hs.st, 0, 8, &err) ||
       hvg_httpd_new(&httpd, &ho, &err) || http__setup(&hs, httpd, &err) ||
       hvg_httpd_start(httpd, &err)) {
     fprintf(stderr, "hvgate: HTTP on %s: %s\n", cfg->listen, err.msg);
@@ -689,6 +718,29 @@ int hvg_cli_serve(int argc, char **argv) {
     }
     w->started = 1;
   }
+  /* webhooks: one notifier per program that has one */
+  serve_hook *hooks = calloc(cfg->n_programs ? cfg->n_programs : 1,
+                             sizeof *hooks);
+  if (!hooks)
+    code = HVG_EXIT_SOFTWARE;
+  for (size_t i = 0; code == HVG_EXIT_OK && i < cfg->n_programs; i++) {
+    if (!cfg->programs[i].webhook_url)
+      continue;
+    serve_hook *w = &hooks[i];
+    w->stop = &stop;
+    if (hvg_webhook_init(&w->wh, &cfg->programs[i], cfg->store_path, &so,
+                         stderr, &err)) {
+      fprintf(stderr, "hvgate: %s\n", err.msg);
+      code = err.code == HVG_EIO || err.code == HVG_ENOMEM ? HVG_EXIT_IOERR
+                                                           : HVG_EXIT_CONFIG;
+      break;
+    }
+    if (pthread_create(&w->th, NULL, serve__hook, w)) {
+      code = HVG_EXIT_SOFTWARE;
+      break;
+    }
+    w->started = 1;
+  }
   if (code == HVG_EXIT_OK)
     fprintf(stderr,
             "{\"level\":\"info\",\"event\":\"started\",\"partners\":%zu,"
@@ -728,6 +780,12 @@ int hvg_cli_serve(int argc, char **argv) {
     hvg_poll_free(&pls[i].pl);
   }
   free(pls);
+  for (size_t i = 0; hooks && i < cfg->n_programs; i++) {
+    if (hooks[i].started)
+      pthread_join(hooks[i].th, NULL);
+    hvg_webhook_free(&hooks[i].wh);
+  }
+  free(hooks);
   hvg_deliver_counts tot = {0, 0, 0, 0, 0, 0};
   for (size_t i = 0; i < nw; i++) {
     if (ws[i].started)

@@ -686,6 +686,14 @@ int hvg_config_load(hvg_config **out, const char *path, unsigned flags,
         }
     }
   }
+  for (size_t i = 0; (flags & HVG_CONFIG_CHECK_FILES) && i < c->n_programs;
+       i++) {
+    const hvg_program *pg = &c->programs[i];
+    char p[64];
+    snprintf(p, sizeof p, "/programs/%zu/webhook", i);
+    hvg__readable(&l, pg->webhook_token_file, p, "token_file");
+    hvg__env(warn, path, p, pg->webhook_token_env);
+  }
   hvg__load_programs(&l, c);
   hvg__check_catalog_names(&l, c);
   cJSON_Delete(root);

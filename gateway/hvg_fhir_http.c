@@ -665,6 +665,8 @@ static int fh__handle(void *ctx, const hvg_httpd_req *req,
   int get = !strcmp(m, "GET") || !strcmp(m, "HEAD");
   hvg_fres r;
   memset(&r, 0, sizeof r);
+  const char *prefer = fh__prefer(req);
+  r.minimal = prefer && !get; /* minimal or OperationOutcome: no resource */
   int64_t now = store_now_ms();
   int rc = 0;
   const char *allow = NULL;

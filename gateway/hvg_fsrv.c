@@ -206,56 +206,87 @@ static char *fs__body(const cJSON *res, const char *id, size_t *len) {
 
 /* A stored row as a resource tree with its meta (version, stamp), owned by
  * the caller; NULL when out of memory or the body does not parse. */
+/* Sets id and meta.versionId / meta.lastUpdated of a resource tree (the
+ * store keeps them as columns). 0, or -1 when out of memory. */
+static int fs__stamp(cJSON *t, const char *id, int64_t version,
+                     int64_t stamp) {
+  char v[24], at[32];
+  snprintf(v, sizeof v, "%lld", (long long)version);
+  fhir_instant_format(stamp, at);
+  cJSON *meta = cJSON_GetObjectItemCaseSensitive(t, "meta");
+  if (!meta)
+    meta = cJSON_AddObjectToObject(t, "meta");
+  cJSON *nid = id ? cJSON_CreateString(id) : NULL;
+  cJSON *nv = cJSON_CreateString(v), *nat = cJSON_CreateString(at);
+  if (!meta || (id && !nid) || !nv || !nat) {
+    cJSON_Delete(nid);
+    cJSON_Delete(nv);
+    cJSON_Delete(nat);
+    return -1;
+  }
+  if (nid) {
+    cJSON_DeleteItemFromObjectCaseSensitive(t, "id");
+    cJSON_AddItemToObject(t, "id", nid);
+  }
+  cJSON_DeleteItemFromObjectCaseSensitive(meta, "versionId");
+  cJSON_DeleteItemFromObjectCaseSensitive(meta, "lastUpdated");
+  cJSON_AddItemToObject(meta, "versionId", nv);
+  cJSON_AddItemToObject(meta, "lastUpdated", nat);
+  return 0;
+}
+
+/* A stored row as a resource tree with its meta (version, stamp), owned by
+ * the caller; NULL when out of memory or the body does not parse. */
 static cJSON *fs__tree(const store_resource *row) {
   cJSON *t = NULL;
   hvg_err e;
   if (fhir_json_parse(row->body, row->body_len, FS__MAX_BODY, &t, &e))
     return NULL;
-  cJSON *meta = cJSON_GetObjectItemCaseSensitive(t, "meta");
-  if (!meta)
-    meta = cJSON_AddObjectToObject(t, "meta");
-  char v[24], at[32];
-  snprintf(v, sizeof v, "%lld", (long long)row->version);
-  fhir_instant_format(row->updated_ms, at);
-  if (!meta || !cJSON_AddStringToObject(meta, "versionId", v) ||
-      !cJSON_AddStringToObject(meta, "lastUpdated", at)) {
+  if (fs__stamp(t, NULL, row->version, row->updated_ms)) {
     cJSON_Delete(t);
     return NULL;
   }
   return t;
 }
 
-/* r answers with the row: 200/201, the resource, Location, ETag. */
-static int fs__answer_row(hvg_fres *r, int status, const store_resource *row) {
-  cJSON_Delete(r->body);
-  r->body = fs__tree(row);
-  if (!r->body)
-    return fs__internal(r, HVG_ENOMEM, NULL);
+/* The headers of an answer about type/id at version/stamp. */
+static void fs__answer_meta(hvg_fres *r, int status, const char *type,
+                            const char *id, int64_t version, int64_t stamp) {
   r->status = status;
-  snprintf(r->location, sizeof r->location, "%s/%s/_history/%lld", row->type,
-           row->id, (long long)row->version);
-  r->version = row->version;
-  r->updated_ms = row->updated_ms;
-  return 0;
+  snprintf(r->location, sizeof r->location, "%s/%s/_history/%lld", type, id,
+           (long long)version);
+  r->version = version;
+  r->updated_ms = stamp;
 }
 
 /* r answers with `tree` as version/stamp of type/id: the resource with its
- * meta, Location, ETag. */
+ * meta (unless the caller asked for none), Location, ETag. */
 static int fs__answer_tree(hvg_fres *r, int status, const char *type,
                            const char *id, const cJSON *tree, int64_t version,
                            int64_t stamp) {
-  store_resource row;
-  memset(&row, 0, sizeof row);
-  row.type = type;
-  row.id = id;
-  row.version = version;
-  row.updated_ms = stamp;
-  row.body = fs__body(tree, id, &row.body_len);
-  if (!row.body)
+  cJSON_Delete(r->body);
+  r->body = NULL;
+  if (!r->minimal) {
+    r->body = cJSON_Duplicate(tree, 1);
+    if (!r->body || fs__stamp(r->body, id, version, stamp)) {
+      cJSON_Delete(r->body);
+      r->body = NULL;
+      return fs__internal(r, HVG_ENOMEM, NULL);
+    }
+  }
+  fs__answer_meta(r, status, type, id, version, stamp);
+  return 0;
+}
+
+/* r answers with the row: 200/201, the resource, Location, ETag. */
+static int fs__answer_row(hvg_fres *r, int status, const store_resource *row) {
+  cJSON_Delete(r->body);
+  r->body = NULL;
+  if (!r->minimal && !(r->body = fs__tree(row)))
     return fs__internal(r, HVG_ENOMEM, NULL);
-  int rc = fs__answer_row(r, status, &row);
-  free((char *)row.body);
-  return rc;
+  fs__answer_meta(r, status, row->type, row->id, row->version,
+                  row->updated_ms);
+  return 0;
 }
 
 /* The program whose identifier systems start with the mapping's base and
@@ -579,29 +610,43 @@ static const char *const fs__requester_elements[] = {
     "performerType", "location", NULL};
 static const char *const fs__receiver_elements[] = {"output", NULL};
 
+/* 1 when key is in the NULL-terminated list. */
+static int fs__in(const char *key, const char *const *list) {
+  for (size_t i = 0; list[i]; i++)
+    if (!strcmp(key, list[i]))
+      return 1;
+  return 0;
+}
+
+/* The core of the request a requester updating its own Task keeps. */
+static const char *const fs__request_core[] = {
+    "identifier", "intent", "code", "focus", "for", "requester", "owner",
+    "authoredOn", NULL};
+
+static int fs__locked(const char *key, hvg_party party) {
+  return party == HVG_PARTY_RECEIVER
+             ? fs__in(key, fs__requester_elements)
+             : fs__in(key, fs__receiver_elements) ||
+                   fs__in(key, fs__request_core);
+}
+
 /* The element of `next` (other than status) that `party` may not change
- * from `cur`, or NULL. */
+ * from `cur`, or NULL. One pass over each tree's members. */
 static const char *fs__locked_change(const cJSON *cur, const cJSON *next,
                                      hvg_party party) {
-  const char *const *locked = party == HVG_PARTY_RECEIVER
-                                  ? fs__requester_elements
-                                  : fs__receiver_elements;
-  for (size_t i = 0; locked[i]; i++) {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cur, locked[i]);
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(next, locked[i]);
-    if (!(a == NULL && b == NULL) && !(a && b && fhir_json_equal(a, b)))
-      return locked[i];
+  const cJSON *b;
+  cJSON_ArrayForEach(b, next) {
+    if (!b->string || !fs__locked(b->string, party))
+      continue;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cur, b->string);
+    if (!a || !fhir_json_equal(a, b))
+      return b->string;
   }
-  if (party == HVG_PARTY_REQUESTER) /* and the core of the request */
-    for (size_t i = 0; i < 8; i++) {
-      static const char *const core[] = {"identifier", "intent", "code",
-                                         "focus",      "for",    "requester",
-                                         "owner",      "authoredOn"};
-      const cJSON *a = cJSON_GetObjectItemCaseSensitive(cur, core[i]);
-      const cJSON *b = cJSON_GetObjectItemCaseSensitive(next, core[i]);
-      if (!(a == NULL && b == NULL) && !(a && b && fhir_json_equal(a, b)))
-        return core[i];
-    }
+  const cJSON *a;
+  cJSON_ArrayForEach(a, cur) /* a locked element removed */
+    if (a->string && fs__locked(a->string, party) &&
+        !cJSON_GetObjectItemCaseSensitive(next, a->string))
+      return a->string;
   return NULL;
 }
 
@@ -1825,6 +1870,8 @@ int hvg_fsrv_bundle(hvg_fsrv *s, const hvg_partner *who, const cJSON *tree,
         if (!strcmp(map[x].urn, full))
           id = map[x].id;
     }
+    const char *method = fs__str(req, "method");
+    res[i].minimal = !method || strcmp(method, "GET"); /* answers: headers */
     if (tx) {
       rc = fs__entry(s, who, req, resource, id, base, now_ms, &res[i]);
     } else { /* a batch entry is its own transaction */

@@ -40,6 +40,8 @@ typedef struct hvg_fsrv hvg_fsrv;
 
 /* The outcome of one interaction, as FHIR REST reports it. */
 typedef struct hvg_fres {
+  int minimal;      /* in: the caller wants no resource back from a write
+                       (Prefer: return=minimal), only its headers */
   int status;       /* HTTP status */
   cJSON *body;      /* resource or Bundle to return, owned; NULL: none */
   /* status >= 400: the OperationOutcome's issue (code is an IssueType) */

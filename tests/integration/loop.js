@@ -94,13 +94,15 @@ async function peerPut(peer, task) {
 // ---- the gateway -------------------------------------------------------------
 const tokens = { 'riverside-peds': 'tok-riverside', 'county-ei': 'tok-county', 'bright-path': 'tok-bright' };
 const programToken = 'tok-program', opsToken = 'tok-ops';
-function config(peerPort) {
+function config(peerPort, hookPort) {
   const c = JSON.parse(fs.readFileSync(path.join(src, 'conf/hvgate.json'), 'utf8'));
   c.store = { sqlite: path.join(work, 'gw.db') };
   c.listen = '127.0.0.1:0';
   c.programs[0].mapping = path.join(src, 'conf/mappings/program-export.json');
   c.programs[0].intake_token_sha256 = sha(programToken);
   c.programs[0].organization_ids = ['HV-SUNRISE'];
+  fs.writeFileSync(path.join(work, 'hook.token'), 'tok-hook\n');
+  c.programs[0].webhook = { url: `http://127.0.0.1:${hookPort}/hv-hook`, token_file: path.join(work, 'hook.token') };
   c.ops = { token_sha256: [sha(opsToken)] };
   c.partners.push({
     id: 'bright-path', name: 'Bright Path Counseling', organization_ids: ['MH-220'],
@@ -132,7 +134,19 @@ const events = (log, ev) => log.split('\n').filter((l) => l.startsWith('{'))
 
 async function main() {
   const peer = await startPeer();
-  const cfg = config(peer.port);
+  // the program's webhook receiver: notices of what came back, ids only
+  const hooked = [];
+  const hook = http.createServer((q, res) => {
+    let b = '';
+    q.on('data', (c) => { b += c; });
+    q.on('end', () => {
+      hooked.push({ auth: q.headers.authorization, path: q.url, body: b });
+      res.writeHead(hooked.length === 1 ? 503 : 204); // the first fails: retried
+      res.end();
+    });
+  });
+  await new Promise((r) => hook.listen(0, '127.0.0.1', r));
+  const cfg = config(peer.port, hook.address().port);
   const files = ['screenings.csv', 'referrals.csv', 'consents.csv'].map((f) => path.join(sample, f));
   const ing = run(['ingest', '-c', cfg, '--today', '2026-11-23', ...files]);
   check(ing.rc === 65, `ingest the sample (exit 65: rows wrong on purpose) (${ing.rc})`, ing.err.slice(-500));
@@ -387,6 +401,17 @@ async function main() {
   `export: ${p3} in the program's own label (declined = family declined), Task cancelled, closed today`, JSON.stringify(row(ex.rows, p3)));
   const g3 = await fhir('county-ei', 'GET', `Task/${gwTask(p3).id}`);
   check(g3.body.status === 'cancelled', 'the gateway\'s Task is cancelled too');
+
+  // the webhook heard of it all, once the receiver came back (ids only)
+  const notices = () => hooked.filter((h, i) => i > 0).flatMap((h) => JSON.parse(h.body).events);
+  for (let i = 0; i < 100 && !notices().some((e) => e.kind === 'result'); i++) await sleep(100);
+  const ev = notices();
+  check(hooked.length >= 2 && hooked.every((h) => h.auth === 'Bearer tok-hook' && h.path === '/hv-hook') &&
+    ev.some((e) => e.kind === 'referral' && e.ref === pushRef) && ev.some((e) => e.kind === 'referral' && e.ref === p1) &&
+    ev.some((e) => e.kind === 'result') && new Set(ev.map((e) => e.id)).size === ev.length,
+  `webhook: the program is told of referral changes and results (${ev.length} events, after a 503 retried)`, JSON.stringify(hooked).slice(0, 600));
+  check(!hooked.some((h) => /Mateo|Reyes|2026-05-01|Nia|Lopez/.test(h.body)), 'webhook notices carry no names or birth dates');
+  hook.close();
 
   sv.proc.kill('SIGTERM');
   const end = await sv.done;
