@@ -178,6 +178,13 @@ static int http__ops_auth(serve_http *h, const hvg_httpd_req *req,
   return -1;
 }
 
+/* The end of a turn of the loop: what its requests changed becomes
+ * durable before any of them is answered (group commit). */
+static int http__on_batch(void *ctx) {
+  serve_http *h = ctx;
+  return hvg_fhir_http_flush(h->fhir);
+}
+
 /* Access log and request counts: method, route pattern and status only
  * (paths and queries may carry ids of families; bodies carry more). */
 static void http__on_request(void *ctx, const hvg_httpd_req *req, int status,
@@ -303,6 +310,10 @@ static int http__intake(void *ctx, const hvg_httpd_req *req,
   const hvg_program *prog = http__program(h, req, resp, &prc);
   if (!prog)
     return prc;
+  /* intake writes through handles of its own: the loop's open batch
+   * transaction would hold them off, so it commits first */
+  if (hvg_fhir_http_flush(h->fhir))
+    return hvg_httpd_resp_error(resp, 503, "the store is not available");
   char source[128] = "";
   int has_source = http__query(req->query, "source", source, sizeof source);
   char *text = NULL;
@@ -615,6 +626,8 @@ int hvg_cli_serve(int argc, char **argv) {
   ho.client_cert_optional = 1; /* partners may use a token instead */
   ho.on_request = http__on_request;
   ho.on_request_ctx = &hs;
+  ho.on_batch = http__on_batch;
+  ho.on_batch_ctx = &hs;
   if (hvg_metrics_new(&hs.m, &err) ||
       /* the HTTP side writes (Task updates): its own checkpoint thread,
        * so that commits do not wait for WAL checkpoints */

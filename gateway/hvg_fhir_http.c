@@ -661,6 +661,13 @@ static int fh__handle(void *ctx, const hvg_httpd_req *req,
   fh__base(req, base, sizeof base);
   char segs[4][128];
   int ns = fh__segments(req->rest ? req->rest : "", segs);
+  /* group commit: the requests of one turn of the loop share a
+   * transaction, committed by hvg_fhir_http_flush before their answers go
+   * (if it cannot begin, each interaction commits on its own) */
+  if (ns > 0 && strcmp(segs[0], "metadata") && !store_tx_depth(h->st)) {
+    hvg_err e;
+    (void)store_tx_begin(h->st, &e);
+  }
   const char *m = req->method;
   int get = !strcmp(m, "GET") || !strcmp(m, "HEAD");
   hvg_fres r;
@@ -671,6 +678,10 @@ static int fh__handle(void *ctx, const hvg_httpd_req *req,
   int rc = 0;
   const char *allow = NULL;
   cJSON *tree = NULL;
+  if (ns == 0 && !store_tx_depth(h->st)) { /* a Bundle */
+    hvg_err e;
+    (void)store_tx_begin(h->st, &e);
+  }
   if (ns < 0) {
     hvg_fres_fail(&r, 400, "invalid", NULL, "not a FHIR REST path");
   } else if (ns == 0) {
@@ -786,6 +797,13 @@ int hvg_fhir_http_new(hvg_fhir_http **out, const hvg_config *cfg, store *st,
   }
   *out = h;
   return 0;
+}
+
+int hvg_fhir_http_flush(hvg_fhir_http *h) {
+  if (!h || !store_tx_depth(h->st))
+    return 0;
+  hvg_err e;
+  return store_tx_end(h->st, 1, &e) ? 503 : 0;
 }
 
 void hvg_fhir_http_free(hvg_fhir_http *h) {

@@ -39,6 +39,12 @@ int hvg_fhir_http_new(hvg_fhir_http **out, const hvg_config *cfg, store *st,
                       hvg_httpd *srv, hvg_err *err);
 void hvg_fhir_http_free(hvg_fhir_http *h);
 
+/* Group commit (hvg_httpd_opts.on_batch): the handlers keep one store
+ * transaction open across the requests of a turn of the loop; this commits
+ * it. Returns 0 (committed, or nothing open) or 503 (the commit failed:
+ * none of those requests' changes is stored). Loop thread only. */
+int hvg_fhir_http_flush(hvg_fhir_http *h);
+
 /* The CapabilityStatement this endpoint serves, as a tree (the caller
  * deletes it), for `base` (its implementation.url). NULL when out of
  * memory. */

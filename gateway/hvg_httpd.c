@@ -57,6 +57,8 @@ typedef struct hvg__flight {
   struct hvg__flight *prev, *next;
 } hvg__flight;
 
+typedef struct hvg__held hvg__held;
+
 enum { HVG__NEW, HVG__RUNNING, HVG__STOPPED };
 
 struct hvg_httpd {
@@ -74,10 +76,11 @@ struct hvg_httpd {
   struct event_base *base;
   struct evhttp *http;
   struct evhttp_bound_socket *bound;
-  struct event *stop_ev, *finish_ev, *drain_ev;
+  struct event *stop_ev, *finish_ev, *drain_ev, *batch_ev;
   /* loop thread only: */
   int stopping, finishing;
   hvg__flight *flights;
+  hvg__held *held, **held_tail; /* responses waiting for the batch hook */
   hvg_httpd_match m; /* the current request's match */
 };
 
@@ -90,6 +93,17 @@ struct hvg_httpd_resp {
   int status;
   int failed;   /* an append ran out of memory: answer 500 */
   int in_error; /* inside an error renderer */
+};
+
+/* A response its handler made, held until the end of the loop iteration
+ * for the batch hook (group commit): ev, hdrs and body stay valid until
+ * it is sent; req keeps what on_request needs. */
+struct hvg__held {
+  hvg_httpd_resp rs;
+  hvg_httpd_req rq;
+  char *path;
+  struct timespec t0;
+  struct hvg__held *next;
 };
 
 static int hvg__is_tchar(int c) {
@@ -436,6 +450,7 @@ int hvg_httpd_new(hvg_httpd **out, const hvg_httpd_opts *opts, hvg_err *err) {
     return hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
   if (opts)
     s->o = *opts;
+  s->held_tail = &s->held;
   int rc = 0;
   if (s->o.timeout_s < 0 || s->o.drain_timeout_s < 0 || s->o.backlog < 0)
     rc = hvg_err_set(err, HVG_EINVAL, NULL, "negative timeout or backlog");
@@ -859,6 +874,65 @@ static void hvg__send(hvg_httpd *s, hvg_httpd_resp *r) {
   evhttp_send_reply(r->ev, r->status, NULL, NULL);
 }
 
+static void hvg__send(hvg_httpd *s, hvg_httpd_resp *r);
+static double hvg__elapsed(const struct timespec *t0);
+
+/* The end of a batch: the hook decides (its changes durable, or an error
+ * for all), then every held response goes out. */
+static void hvg__flush(hvg_httpd *s) {
+  if (!s->held)
+    return;
+  int status = s->o.on_batch ? s->o.on_batch(s->o.on_batch_ctx) : 0;
+  hvg__held *h = s->held;
+  s->held = NULL;
+  s->held_tail = &s->held;
+  while (h) {
+    hvg__held *next = h->next;
+    if (status >= 500 && status <= 599)
+      hvg_httpd_resp_error(&h->rs, status,
+                           "the changes of the request could not be stored");
+    hvg__send(s, &h->rs);
+    if (s->o.on_request)
+      s->o.on_request(s->o.on_request_ctx, &h->rq, h->rs.status,
+                      hvg__elapsed(&h->t0));
+    free(h->path);
+    free(h);
+    h = next;
+  }
+}
+
+static void hvg__on_batch(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  hvg__flush(arg);
+}
+
+/* Holds a handled response until the batch ends. 0, or -1 when out of
+ * memory (the caller sends it at once, after flushing the batch). */
+static int hvg__hold(hvg_httpd *s, const hvg_httpd_req *rq,
+                     const hvg_httpd_resp *rs, const struct timespec *t0) {
+  hvg__held *h = calloc(1, sizeof *h);
+  if (!h || !(h->path = strdup(rq->path ? rq->path : "/"))) {
+    free(h);
+    return -1;
+  }
+  h->rq = *rq;
+  h->rq.path = h->path; /* the rest of rq dies with the handler call */
+  h->rq.rest = h->rq.body = h->rq.query = "";
+  h->rq.body_len = 0;
+  h->rq.params = NULL;
+  h->rq.nparams = 0;
+  h->rq.peer = NULL;
+  h->rs = *rs;
+  h->rs.req = &h->rq;
+  h->t0 = *t0;
+  *s->held_tail = h;
+  s->held_tail = &h->next;
+  if (s->held == h)
+    event_active(s->batch_ev, EV_TIMEOUT, 1);
+  return 0;
+}
+
 /* Routes rq (method, path, headers and body of rq->hvg__ev) into m and
  * runs the handler, or answers the routing error, into rs. */
 static void hvg__serve(hvg_httpd *s, hvg_httpd_match *m, hvg_httpd_req *rq,
@@ -951,6 +1025,10 @@ int hvg_httpd_dispatch(hvg_httpd *s, const char *method, const char *target,
     rq.tls = peer != NULL;
     rq.peer = peer;
     hvg__serve(s, m, &rq, &rs);
+    int bst = s->o.on_batch ? s->o.on_batch(s->o.on_batch_ctx) : 0;
+    if (bst >= 500 && bst <= 599)
+      hvg_httpd_resp_error(&rs, bst,
+                           "the changes of the request could not be stored");
     if (rs.failed)
       hvg_httpd_resp_error(&rs, 500, "out of memory");
     out->status = rs.status;
@@ -1020,6 +1098,11 @@ static void hvg__on_request(struct evhttp_request *ev, void *arg) {
     rq.peer = hvg__peer(ssl, &peer);
   }
   hvg__serve(s, &s->m, &rq, &rs);
+  if (s->o.on_batch && hvg__hold(s, &rq, &rs, &t0) == 0)
+    return; /* sent when the batch ends */
+  hvg__flush(s); /* no memory to hold it: what came before goes first */
+  if (s->o.on_batch && s->o.on_batch(s->o.on_batch_ctx))
+    hvg_httpd_resp_error(&rs, 503, "the changes could not be stored");
   hvg__send(s, &rs);
   if (s->o.on_request)
     s->o.on_request(s->o.on_request_ctx, &rq, rs.status, hvg__elapsed(&t0));
@@ -1087,6 +1170,7 @@ static void hvg__on_finish(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   hvg_httpd *s = arg;
+  hvg__flush(s);
   s->finishing = 1;
   evtimer_del(s->drain_ev);
   if (s->http) {
@@ -1102,6 +1186,7 @@ static void hvg__on_stop(evutil_socket_t fd, short what, void *arg) {
   hvg_httpd *s = arg;
   if (s->stopping)
     return;
+  hvg__flush(s); /* what was handled is answered before the drain */
   s->stopping = 1;
   if (s->bound) {
     evhttp_del_accept_socket(s->http, s->bound);
@@ -1167,6 +1252,16 @@ static int hvg__bind(hvg_httpd *s, hvg_err *err) {
 
 /* Undoes a failed start. */
 static void hvg__teardown(hvg_httpd *s) {
+  while (s->held) { /* never sent: the connections are gone */
+    hvg__held *h = s->held;
+    s->held = h->next;
+    free(h->path);
+    free(h);
+  }
+  s->held_tail = &s->held;
+  if (s->batch_ev)
+    event_free(s->batch_ev);
+  s->batch_ev = NULL;
   if (s->stop_ev)
     event_free(s->stop_ev);
   if (s->finish_ev)
@@ -1200,7 +1295,12 @@ int hvg_httpd_start(hvg_httpd *s, hvg_err *err) {
   int rc = 0;
   if (s->cert && (rc = hvg__tls_setup(s, err)))
     goto fail;
-  if (!(s->base = event_base_new()) || !(s->http = evhttp_new(s->base)) ||
+  /* three priorities: evhttp's events take the middle one, the end of a
+   * batch the last, so it runs once the ready requests were handled */
+  if (!(s->base = event_base_new()) || event_base_priority_init(s->base, 3) ||
+      !(s->http = evhttp_new(s->base)) ||
+      !(s->batch_ev = event_new(s->base, -1, 0, hvg__on_batch, s)) ||
+      event_priority_set(s->batch_ev, 2) ||
       !(s->stop_ev = event_new(s->base, -1, 0, hvg__on_stop, s)) ||
       !(s->finish_ev = event_new(s->base, -1, 0, hvg__on_finish, s)) ||
       !(s->drain_ev = evtimer_new(s->base, hvg__on_finish, s))) {

@@ -132,6 +132,17 @@ typedef struct hvg_httpd_opts {
   void (*on_request)(void *ctx, const hvg_httpd_req *req, int status,
                      double seconds);
   void *on_request_ctx;
+  /* Group commit: with on_batch set, the responses of the requests handled
+   * in one turn of the loop (all that were ready together) are held, then
+   * on_batch runs on the loop thread (e.g. committing the store
+   * transaction those handlers kept open), then they are sent. It returns
+   * 0, or a status 500..599 that replaces every held response with an
+   * error (the changes did not become durable). A handler that needs its
+   * changes durable at once (others must see them) may commit early
+   * itself. Without on_batch each response goes as soon as its handler
+   * returns. */
+  int (*on_batch)(void *ctx);
+  void *on_batch_ctx;
 } hvg_httpd_opts;
 
 /* Creates a server (nothing bound yet). opts may be NULL for defaults; its

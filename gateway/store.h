@@ -99,12 +99,18 @@ int store_hash(const void *data, size_t len, unsigned char out[STORE_HASH_LEN],
  * function of this handle joins it instead of committing on its own; a
  * write that fails inside undoes only its own changes (a savepoint) and
  * returns its error, and the caller decides. store_tx_end commits (commit
- * != 0) or rolls back everything since store_tx_begin. Reads see the
- * transaction's own changes. Not nestable: HVG_ESTATE when one is already
- * open (begin) or none is (end); HVG_EIO, HVG_ENOMEM. A failed commit
- * rolls back; the handle is usable afterwards either way. */
+ * != 0) or rolls back everything since its store_tx_begin. Reads see the
+ * transaction's own changes. Transactions nest: inside an open one, begin
+ * and end are a savepoint, so that the inner work commits or rolls back
+ * on its own and the outer transaction decides what is kept (group commit
+ * of several requests by a caller that keeps one open). HVG_ESTATE for an
+ * end without a begin; HVG_EIO, HVG_ENOMEM. A failed commit rolls back;
+ * the handle is usable afterwards either way. */
 int store_tx_begin(store *st, hvg_err *err);
 int store_tx_end(store *st, int commit, hvg_err *err);
+
+/* How many store_tx_begin are open on the handle (0: none). */
+int store_tx_depth(const store *st);
 
 /* ---- Intake ---------------------------------------------------------- */
 

@@ -492,12 +492,10 @@ int st__tx_end(store *st, int rc, hvg_err *err) {
 int store_tx_begin(store *st, hvg_err *err) {
   if (!st)
     return hvg_err_set(err, HVG_EINVAL, "store.tx", "NULL argument");
-  if (st->tx_user)
-    return hvg_err_set(err, HVG_ESTATE, "store.tx",
-                       "a transaction is already open on this handle");
-  int rc = st__run_q(st, Q_BEGIN, "store.begin", err);
+  int rc = st__run_q(st, st->tx_user ? Q_SAVEPOINT : Q_BEGIN,
+                     st->tx_user ? "store.savepoint" : "store.begin", err);
   if (!rc)
-    st->tx_user = 1;
+    st->tx_user++;
   return rc;
 }
 
@@ -506,7 +504,16 @@ int store_tx_end(store *st, int commit, hvg_err *err) {
     return hvg_err_set(err, HVG_EINVAL, "store.tx", "NULL argument");
   if (!st->tx_user)
     return hvg_err_set(err, HVG_ESTATE, "store.tx", "no transaction is open");
-  st->tx_user = 0;
+  if (--st->tx_user) { /* an inner one: its savepoint */
+    hvg_err ignored;
+    if (commit)
+      return st__run_q(st, Q_RELEASE, "store.savepoint", err);
+    if (!sqlite3_get_autocommit(st->db)) {
+      st__run_q(st, Q_ROLLBACK_TO, "store.savepoint", &ignored);
+      st__run_q(st, Q_RELEASE, "store.savepoint", &ignored);
+    }
+    return 0;
+  }
   if (!commit) {
     st__tx_rollback(st);
     return 0;
@@ -515,6 +522,10 @@ int store_tx_end(store *st, int commit, hvg_err *err) {
     return hvg_err_set(err, HVG_EIO, "store.commit",
                        "the transaction was rolled back by the database");
   return st__tx_commit(st, err);
+}
+
+int store_tx_depth(const store *st) {
+  return st ? st->tx_user : 0;
 }
 
 int st__col_i(sqlite3_stmt *s, int c) {

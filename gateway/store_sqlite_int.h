@@ -24,7 +24,7 @@ struct store {
   sqlite3_stmt *ql[ST__QL_MAX];
   int busy_timeout_ms;
   int iterators;       /* open audit iterators */
-  int tx_user;         /* inside store_tx_begin .. store_tx_end */
+  int tx_user;         /* depth of store_tx_begin .. store_tx_end */
   struct st__ckpt *ck; /* NULL: checkpoints inline (":memory:", option) */
 };
 
