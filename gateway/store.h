@@ -493,7 +493,10 @@ void store_resource_release(store_resource *r);
 #define STORE_QUERY_MAX_VALUES 16
 
 /* A search: every non-NULL condition must hold. Lists are alternatives
- * (status=a,b). Results in stamp order, then id. */
+ * (status=a,b). owner, focus and patient are references: "Type/id" matches
+ * the stored reference exactly, an id alone (no '/') also the id part of
+ * the stored "Type/id". identifier is exact. Results in stamp order, then
+ * id. */
 typedef struct store_resource_query {
   const char *type;    /* required */
   const char *partner; /* only this partner's */
