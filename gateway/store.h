@@ -102,7 +102,10 @@ int store_hash(const void *data, size_t len, unsigned char out[STORE_HASH_LEN],
  * != 0) or rolls back everything since store_tx_begin. Reads see the
  * transaction's own changes. Not nestable: HVG_ESTATE when one is already
  * open (begin) or none is (end); HVG_EIO, HVG_ENOMEM. A failed commit
- * rolls back; the handle is usable afterwards either way. */
+ * rolls back; the handle is usable afterwards either way. Should the
+ * database roll the whole transaction back itself (I/O error, disk full),
+ * every later write fails with HVG_EIO until store_tx_end, which returns
+ * HVG_EIO: nothing of the transaction is committed. */
 int store_tx_begin(store *st, hvg_err *err);
 int store_tx_end(store *st, int commit, hvg_err *err);
 

@@ -450,6 +450,12 @@ static int st__run_q(store *st, int q, const char *what, hvg_err *err) {
 /* Inside a caller's transaction (store_tx_begin) a write is a savepoint,
  * so that its failure undoes only its own changes. */
 int st__tx_begin(store *st, hvg_err *err) {
+  /* SQLite rolled the caller's transaction back (I/O error, disk full, a
+   * RAISE(ROLLBACK)): a savepoint now would start a transaction of its own
+   * and its RELEASE commit this write alone. Refuse until store_tx_end. */
+  if (st->tx_user && sqlite3_get_autocommit(st->db))
+    return hvg_err_set(err, HVG_EIO, "store.tx",
+                       "the transaction was rolled back by the database");
   if (st->tx_user)
     return st__run_q(st, Q_SAVEPOINT, "store.savepoint", err);
   return st__run_q(st, Q_BEGIN, "store.begin", err);
