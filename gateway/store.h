@@ -105,7 +105,10 @@ int store_hash(const void *data, size_t len, unsigned char out[STORE_HASH_LEN],
  * on its own and the outer transaction decides what is kept (group commit
  * of several requests by a caller that keeps one open). HVG_ESTATE for an
  * end without a begin; HVG_EIO, HVG_ENOMEM. A failed commit rolls back;
- * the handle is usable afterwards either way. */
+ * the handle is usable afterwards either way. Should the database roll
+ * the whole transaction back itself (I/O error, disk full), every later
+ * write fails with HVG_EIO until the outermost store_tx_end, which returns
+ * HVG_EIO: nothing of the transaction is committed. */
 int store_tx_begin(store *st, hvg_err *err);
 int store_tx_end(store *st, int commit, hvg_err *err);
 
@@ -499,7 +502,10 @@ void store_resource_release(store_resource *r);
 #define STORE_QUERY_MAX_VALUES 16
 
 /* A search: every non-NULL condition must hold. Lists are alternatives
- * (status=a,b). Results in stamp order, then id. */
+ * (status=a,b). owner, focus and patient are references: "Type/id" matches
+ * the stored reference exactly, an id alone (no '/') also the id part of
+ * the stored "Type/id". identifier is exact. Results in stamp order, then
+ * id. */
 typedef struct store_resource_query {
   const char *type;    /* required */
   const char *partner; /* only this partner's */

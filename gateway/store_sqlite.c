@@ -450,6 +450,12 @@ static int st__run_q(store *st, int q, const char *what, hvg_err *err) {
 /* Inside a caller's transaction (store_tx_begin) a write is a savepoint,
  * so that its failure undoes only its own changes. */
 int st__tx_begin(store *st, hvg_err *err) {
+  /* SQLite rolled the caller's transaction back (I/O error, disk full, a
+   * RAISE(ROLLBACK)): a savepoint now would start a transaction of its own
+   * and its RELEASE commit this write alone. Refuse until store_tx_end. */
+  if (st->tx_user && sqlite3_get_autocommit(st->db))
+    return hvg_err_set(err, HVG_EIO, "store.tx",
+                       "the transaction was rolled back by the database");
   if (st->tx_user)
     return st__run_q(st, Q_SAVEPOINT, "store.savepoint", err);
   return st__run_q(st, Q_BEGIN, "store.begin", err);
@@ -492,6 +498,9 @@ int st__tx_end(store *st, int rc, hvg_err *err) {
 int store_tx_begin(store *st, hvg_err *err) {
   if (!st)
     return hvg_err_set(err, HVG_EINVAL, "store.tx", "NULL argument");
+  if (st->tx_user && sqlite3_get_autocommit(st->db)) /* as st__tx_begin */
+    return hvg_err_set(err, HVG_EIO, "store.tx",
+                       "the transaction was rolled back by the database");
   int rc = st__run_q(st, st->tx_user ? Q_SAVEPOINT : Q_BEGIN,
                      st->tx_user ? "store.savepoint" : "store.begin", err);
   if (!rc)
@@ -506,6 +515,9 @@ int store_tx_end(store *st, int commit, hvg_err *err) {
     return hvg_err_set(err, HVG_ESTATE, "store.tx", "no transaction is open");
   if (--st->tx_user) { /* an inner one: its savepoint */
     hvg_err ignored;
+    if (commit && sqlite3_get_autocommit(st->db))
+      return hvg_err_set(err, HVG_EIO, "store.tx",
+                         "the transaction was rolled back by the database");
     if (commit)
       return st__run_q(st, Q_RELEASE, "store.savepoint", err);
     if (!sqlite3_get_autocommit(st->db)) {
@@ -873,6 +885,8 @@ void store_close(store *st) {
   ckpt_stop(st);
   for (int i = 0; i < Q__COUNT; i++)
     sqlite3_finalize(st->q[i]);
+  for (int i = 0; i < ST__QL_MAX; i++) /* store_sqlite_loop.c's */
+    sqlite3_finalize(st->ql[i]);
   sqlite3_close_v2(st->db);
   free(st);
 }

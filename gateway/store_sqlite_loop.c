@@ -272,6 +272,20 @@ static int q_eq(hvg_buf *sql, const char *col, const char *v,
   return hvg_buf_printf(sql, " AND %s = ?%d", col, *np);
 }
 
+/* A reference column: "Type/id" (anything with a '/') must be equal; the
+ * id alone also matches the id part of a stored "Type/id". Compared with
+ * substr, not LIKE, so '%' and '_' in the value are not patterns. */
+static int q_ref(hvg_buf *sql, const char *col, const char *v,
+                 const char **params, int *np) {
+  if (!v || strchr(v, '/'))
+    return q_eq(sql, col, v, params, np);
+  params[(*np)++] = v;
+  return hvg_buf_printf(sql,
+                        " AND (%s = ?%d OR substr(%s, -length(?%d) - 1)"
+                        " = '/' || ?%d)",
+                        col, *np, col, *np, *np);
+}
+
 int store_resource_search(store *st, const store_resource_query *q,
                           store_resource *out, size_t max, size_t *n_out,
                           size_t *total, hvg_err *err) {
@@ -294,11 +308,11 @@ int store_resource_search(store *st, const store_resource_query *q,
   if (!rc)
     rc = q_eq(&w, "program", q->program, params, &np);
   if (!rc)
-    rc = q_eq(&w, "owner", q->owner, params, &np);
+    rc = q_ref(&w, "owner", q->owner, params, &np);
   if (!rc)
-    rc = q_eq(&w, "focus", q->focus, params, &np);
+    rc = q_ref(&w, "focus", q->focus, params, &np);
   if (!rc)
-    rc = q_eq(&w, "patient", q->patient, params, &np);
+    rc = q_ref(&w, "patient", q->patient, params, &np);
   if (!rc)
     rc = q_eq(&w, "identifier", q->identifier, params, &np);
   for (size_t i = 0; !rc && i < q->n_status; i++) {
