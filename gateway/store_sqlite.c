@@ -2076,8 +2076,10 @@ int store_stats(store *st, int64_t now_ms, store_partner_stats *out,
     return hvg_err_set(err, HVG_EINVAL, "store.stats", "NULL argument");
   store_partner_stats *v = NULL;
   size_t n = 0, cap = 0;
-  /* one read transaction so the two queries agree */
-  int rc = st__exec_sql(st, "BEGIN", "store.stats", err);
+  /* one read transaction so the two queries agree (inside the caller's
+   * open one, that one) */
+  int own = sqlite3_get_autocommit(st->db);
+  int rc = own ? st__exec_sql(st, "BEGIN", "store.stats", err) : 0;
   if (rc)
     return rc;
   sqlite3_stmt *s;
@@ -2145,9 +2147,10 @@ int store_stats(store *st, int64_t now_ms, store_partner_stats *out,
   }
   if (rc > 0)
     rc = HVG_EIO;
-  if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK && !rc)
+  if (own && sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK &&
+      !rc)
     rc = st__db_fail(st, sqlite3_extended_errcode(st->db), "store.stats", err);
-  if (!sqlite3_get_autocommit(st->db))
+  if (own && !sqlite3_get_autocommit(st->db))
     sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
   if (!rc) {
     size_t k = n < max ? n : max;
