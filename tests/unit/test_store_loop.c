@@ -613,6 +613,14 @@ static void test_tx_state_errors(void **state) {
   IS(HVG_ESTATE, store_tx_end(st, 0, &E));
   FIND(st, "t1,t2", 2, .type = "Task");
   assert_int_equal(file_count(f->path, "SELECT count(*) FROM resources"), 2);
+  /* reads work inside one (the metrics of a group-commit batch) */
+  OK(store_tx_begin(st, &E));
+  store_partner_stats ps[4];
+  size_t nps = 9;
+  OK(store_stats(st, T0, ps, 4, &nps, NULL, &E));
+  assert_int_equal(nps, 0);
+  assert_int_equal(store_tx_depth(st), 1);
+  OK(store_tx_end(st, 1, &E));
   /* an empty transaction */
   OK(store_tx_begin(st, &E));
   OK(store_tx_end(st, 1, &E));
