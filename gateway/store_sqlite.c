@@ -862,6 +862,8 @@ void store_close(store *st) {
   ckpt_stop(st);
   for (int i = 0; i < Q__COUNT; i++)
     sqlite3_finalize(st->q[i]);
+  for (int i = 0; i < ST__QL_MAX; i++) /* store_sqlite_loop.c's */
+    sqlite3_finalize(st->ql[i]);
   sqlite3_close_v2(st->db);
   free(st);
 }
