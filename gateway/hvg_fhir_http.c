@@ -87,8 +87,11 @@ static int fh__format(const hvg_httpd_req *req, int *pretty) {
   char v[128];
   *pretty = fh__qparam(req->query, "_pretty", v, sizeof v) &&
             !strcmp(v, "true");
-  if (fh__qparam(req->query, "_format", v, sizeof v))
+  if (fh__qparam(req->query, "_format", v, sizeof v)) {
+    for (char *sp = strchr(v, ' '); sp; sp = strchr(sp, ' '))
+      *sp = '+'; /* "application/fhir+xml" typed into a query unencoded */
     return fh__media(v, strlen(v));
+  }
   const char *acc = hvg_httpd_header(req, "Accept");
   if (!acc || !*acc)
     return 0;
