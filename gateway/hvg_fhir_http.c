@@ -759,6 +759,8 @@ static int fh__handle(void *ctx, const hvg_httpd_req *req,
   } else {
     int src = fh__reply(resp, req, &r, fmt, pretty, base);
     rc = src ? src : 0;
+    if (!rc && r.status == 405 && ns == 2) /* a type that is only read */
+      rc = hvg_httpd_resp_header(resp, "Allow", "GET");
   }
   hvg_fres_reset(&r);
   return rc;
