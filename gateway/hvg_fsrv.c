@@ -396,6 +396,18 @@ static int fs__link_param(hvg_buf *b, const char *name, const char *v) {
   return rc;
 }
 
+/* A reference search value as the column holds it: "Type/id"; the id
+ * alone names a resource of `type`, the one type Task.owner (an
+ * Organization), Task.focus (the ServiceRequest) and Task.for (a Patient)
+ * have at this endpoint. */
+static const char *fs__ref_param(const char *v, const char *type, char *buf,
+                                 size_t cap) {
+  if (strchr(v, '/'))
+    return v;
+  snprintf(buf, cap, "%s/%s", type, v);
+  return buf;
+}
+
 int hvg_fsrv_search(hvg_fsrv *s, const hvg_partner *who, const char *type,
                     const hvg_fparam *params, size_t n, const char *base,
                     hvg_fres *r) {
@@ -413,6 +425,7 @@ int hvg_fsrv_search(hvg_fsrv *s, const hvg_partner *who, const char *type,
   hvg_buf_init(&self, 8192);
   int brc = hvg_buf_printf(&self, "%s/%s", base, type);
   char statuses[512];
+  char refs[3][STORE_KEY_MAX + 32];
   for (size_t i = 0; i < n && !brc; i++) {
     const char *k = params[i].name, *v = params[i].value;
     int used = 1;
@@ -428,11 +441,11 @@ int hvg_fsrv_search(hvg_fsrv *s, const hvg_partner *who, const char *type,
                              "status needs a value");
       }
     } else if (!strcmp(k, "owner")) {
-      q.owner = v;
+      q.owner = fs__ref_param(v, "Organization", refs[0], sizeof refs[0]);
     } else if (!strcmp(k, "focus")) {
-      q.focus = v;
+      q.focus = fs__ref_param(v, "ServiceRequest", refs[1], sizeof refs[1]);
     } else if (!strcmp(k, "patient")) {
-      q.patient = v;
+      q.patient = fs__ref_param(v, "Patient", refs[2], sizeof refs[2]);
     } else if (!strcmp(k, "identifier")) {
       q.identifier = v;
     } else if (!strcmp(k, "_lastUpdated")) {
