@@ -506,8 +506,8 @@ int hvg_fsrv_search(hvg_fsrv *s, const hvg_partner *who, const char *type,
   size_t self_len = self.len;
   const char *rels[2] = {"self", "next"};
   for (int li = 0; ok && li < 2; li++) {
-    if (li == 1 && offset + got >= total)
-      break;
+    if (li == 1 && (offset + got >= total || !count))
+      break; /* _count=0 asks for the total only: no page follows */
     hvg_buf_truncate(&self, self_len);
     if (count != FS__PAGE_DEFAULT) {
       char c[24];
