@@ -782,7 +782,15 @@ static int fs__task_change(hvg_fsrv *s, const hvg_partner *who,
                          e.msg);
   }
   int changed_status = strcmp(from ? from : "", to) != 0;
-  int same = fhir_json_equal(cur, next);
+  /* as it would be stored: without the meta the client echoes back */
+  char *as_stored = fs__body(next, row->id, NULL);
+  cJSON *plain = NULL;
+  int same = as_stored &&
+             !fhir_json_parse(as_stored, strlen(as_stored), FS__MAX_BODY,
+                              &plain, &e) &&
+             fhir_json_equal(cur, plain);
+  cJSON_Delete(plain);
+  free(as_stored);
   cJSON_Delete(cur);
   if (!same) {
     if ((rc = fs__store(s, row, next, row->version, now, &e)) == HVG_ESTATE)
