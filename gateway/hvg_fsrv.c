@@ -931,6 +931,8 @@ static int fs__patch_op(hvg_fsrv *s, const fs__op *op, hvg_fres *r) {
       rc = fs__task_change(s, op->who, &row, checked, op->if_match,
                            op->source, op->now, r);
     }
+    if (r->status == 400) /* the request was fine: what it made is not */
+      r->status = 422;
     cJSON_Delete(checked);
     free(text);
   }

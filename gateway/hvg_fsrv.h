@@ -98,7 +98,11 @@ int hvg_fsrv_search(hvg_fsrv *s, const hvg_partner *who, const char *type,
 int hvg_fsrv_update(hvg_fsrv *s, const hvg_partner *who, const char *type,
                     const char *id, const cJSON *tree, int64_t if_match,
                     int64_t now_ms, hvg_fres *r);
-/* patch: a JSON Patch document (text), applied to the current version. */
+/* patch: a JSON Patch document (text), applied to the current version.
+ * 400 when it is no JSON Patch, 409 when a "test" fails, 422 when an
+ * operation cannot be applied or its result is not a valid Task (not
+ * FHIR, no TaskStatus, no intent, another id); the result is then
+ * checked and stored as an update is. */
 int hvg_fsrv_patch(hvg_fsrv *s, const hvg_partner *who, const char *type,
                    const char *id, const char *patch, size_t patch_len,
                    int64_t if_match, int64_t now_ms, hvg_fres *r);
