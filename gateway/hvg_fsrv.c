@@ -1604,7 +1604,7 @@ int hvg_fsrv_query(char *buf, hvg_fparam *params, size_t max) {
       if (n == max)
         return -1;
       params[n].name = p;
-      params[n].value = eq ? eq + 1 : "";
+      params[n].value = eq ? eq + 1 : p + strlen(p); /* in buf: written */
       if (eq)
         *eq = '\0';
       char *w = (char *)params[n].value; /* decode in place */

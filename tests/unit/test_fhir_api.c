@@ -1077,6 +1077,29 @@ static void test_search(void **state) {
   (void)n_requested;
 }
 
+/* Parameters without '=' (found by fuzz_fhir_requests: the decoder wrote
+ * into a string literal). */
+static void test_query_without_value(void **state) {
+  (void)state;
+  int n_ei = (int)n_tasks_of("county-ei", NULL);
+  assert_int_equal(search_total(EI, "colour"), n_ei);
+  assert_int_equal((int)n_entries(res, "outcome"), 1);
+  assert_int_equal(search_total(EI, "status=failed&colour&x"),
+                   (int)n_tasks_of("county-ei", "failed"));
+  assert_int_equal(call(EI, "GET", "/fhir/Task?status", NULL, NULL), 400);
+  expect_oo(400, "invalid", NULL, "status");
+  assert_int_equal(call(EI, "POST", "/fhir/Task/_search",
+                        "application/x-www-form-urlencoded", "owner&status"),
+                   400);
+  const fx_task *t = fx_task_of(&fx, "county-ei", NULL);
+  const char *batch =
+      fmt("{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[{"
+          "\"request\":{\"method\":\"GET\",\"url\":\"Task?identifier=%s&"
+          "_count\"}}]}",
+          t->identifier);
+  assert_int_equal(call(EI, "POST", "/fhir", FJSON, batch), 200);
+}
+
 /* ---- update -------------------------------------------------------------- */
 
 static void check_history(const char *referral_id, const char *const *to,
@@ -1916,6 +1939,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_negotiation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_read_vread, setup, teardown),
       cmocka_unit_test_setup_teardown(test_search, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_query_without_value, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_update_lifecycle, setup, teardown),
       cmocka_unit_test_setup_teardown(test_update_refusals, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hv_status, setup, teardown),
