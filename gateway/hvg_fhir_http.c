@@ -116,6 +116,12 @@ static int fh__format(const hvg_httpd_req *req, int *pretty) {
 
 static cJSON *fh__outcome(const char *severity, const char *code,
                           const char *diagnostics, const char *expression) {
+  char text[1024];
+  if (diagnostics) { /* it may echo the request: valid text only */
+    snprintf(text, sizeof text, "%s", diagnostics);
+    hvg_fsrv_text_clean(text);
+    diagnostics = text;
+  }
   cJSON *o = cJSON_CreateObject();
   cJSON *arr = o ? cJSON_AddArrayToObject(o, "issue") : NULL;
   cJSON *iss = arr ? cJSON_CreateObject() : NULL;

@@ -43,6 +43,30 @@ void hvg_fres_reset(hvg_fres *r) {
   memset(r, 0, sizeof *r);
 }
 
+void hvg_fsrv_text_clean(char *s) {
+  unsigned char *p = (unsigned char *)s;
+  while (*p) {
+    unsigned c = p[0];
+    size_t n = c < 0x80                 ? 1
+               : c >= 0xC2 && c <= 0xDF ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
+    unsigned cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 7;
+    size_t k = 1;
+    for (; n > 1 && k < n && (p[k] & 0xC0) == 0x80; k++)
+      cp = cp << 6 | (p[k] & 0x3F);
+    int ok = n && k == n && cp >= 0x20 && cp != 0x7F &&
+             (n != 3 || (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF) &&
+                         cp != 0xFFFE && cp != 0xFFFF)) &&
+             (n != 4 || (cp >= 0x10000 && cp <= 0x10FFFF));
+    if (ok)
+      p += n;
+    else
+      *p++ = '?';
+  }
+}
+
 int hvg_fres_fail(hvg_fres *r, int status, const char *issue,
                   const char *expression, const char *fmt, ...) {
   cJSON_Delete(r->body);
@@ -55,6 +79,8 @@ int hvg_fres_fail(hvg_fres *r, int status, const char *issue,
   va_start(ap, fmt);
   vsnprintf(r->diagnostics, sizeof r->diagnostics, fmt, ap);
   va_end(ap);
+  hvg_fsrv_text_clean(r->diagnostics);
+  hvg_fsrv_text_clean(r->expression);
   return 0;
 }
 
@@ -547,6 +573,7 @@ int hvg_fsrv_search(hvg_fsrv *s, const hvg_partner *who, const char *type,
     char msg[400];
     snprintf(msg, sizeof msg, "search parameters not supported and ignored: "
                               "%s", ignored);
+    hvg_fsrv_text_clean(msg);
     cJSON *e1 = cJSON_CreateObject();
     cJSON *oo = cJSON_AddObjectToObject(e1, "resource");
     cJSON *sm = cJSON_AddObjectToObject(e1, "search");

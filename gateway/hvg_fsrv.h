@@ -65,6 +65,13 @@ int hvg_fres_fail(hvg_fres *r, int status, const char *issue,
 #endif
     ;
 
+/* Makes s (NUL-terminated) text that a FHIR string may hold, in place:
+ * each byte that does not begin a well-formed UTF-8 sequence, and each
+ * control character, becomes '?'. Messages echo what a request said (an
+ * id, a parameter name) and may be cut at a byte limit: hvg_fres_fail and
+ * the HTTP binding pass them through this. */
+void hvg_fsrv_text_clean(char *s);
+
 /* A server over cfg (which must outlive it) and the store handle st.
  * Returns 0 and *out (free with hvg_fsrv_free), or HVG_ENOMEM. */
 int hvg_fsrv_new(hvg_fsrv **out, const hvg_config *cfg, store *st,
