@@ -1105,18 +1105,17 @@ static void test_query_without_value(void **state) {
 static void test_echoed_text(void **state) {
   (void)state;
   /* call() fails on any answer that does not parse */
-  assert_int_equal(call(EI, "GET", "/fhir/Task/621f8935-10e6\xe8-51a6", NULL,
-                        NULL),
-                   404);
+  assert_int_equal(
+      call(EI, "GET", "/fhir/Task/621f8935-10e6\xe8-51a6", NULL, NULL), 404);
   expect_oo(404, "not-found", "is not known", NULL);
   assert_int_equal(call(EI, "GET", "/fhir/Task/ab%E8%01cd", NULL, NULL), 404);
   assert_int_equal(call(EI, "GET", "/fhir/Pa\xc3tient/x", NULL, NULL), 404);
   assert_int_equal(call(EI, "GET", "/fhir/Task?%E8x%01=1&\xff=2", NULL, NULL),
                    200);
   assert_int_equal((int)n_entries(res, "outcome"), 1);
-  assert_int_equal(call_h(EI, "GET", "/fhir/Task", NULL, NULL,
-                          "Accept: text/\xe8", NULL),
-                   406);
+  assert_int_equal(
+      call_h(EI, "GET", "/fhir/Task", NULL, NULL, "Accept: text/\xe8", NULL),
+      406);
   assert_int_equal(call(EI, "GE\xe8T", "/fhir/metadata", NULL, NULL), 405);
   /* a long url of multi-byte characters, cut in the message */
   char url[700] = "Task?x=", *p = url + strlen(url);
@@ -1124,8 +1123,8 @@ static void test_echoed_text(void **state) {
     memcpy(p, "\xc3\xa9", 2);
   *p = '\0';
 #define CUT_BUNDLE(type)                                                       \
-  fmt("{\"resourceType\":\"Bundle\",\"type\":\"" type "\",\"entry\":[{"     \
-      "\"request\":{\"method\":\"DELETE\",\"url\":\"%s\"}}]}",             \
+  fmt("{\"resourceType\":\"Bundle\",\"type\":\"" type "\",\"entry\":[{"        \
+      "\"request\":{\"method\":\"DELETE\",\"url\":\"%s\"}}]}",                 \
       url)
   assert_int_equal(call(EI, "POST", "/fhir", FJSON, CUT_BUNDLE("batch")), 200);
   assert_int_equal(
