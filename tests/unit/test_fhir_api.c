@@ -860,6 +860,12 @@ static void test_read_vread(void **state) {
                    200);
   assert_string_equal(hdr("ETag"), "W/\"1\"");
   assert_true(fhir_json_equal(res, v1));
+  /* HEAD: the headers of the read, no body */
+  size_t len = ans.body.len;
+  assert_int_equal(call(EI, "HEAD", path, NULL, NULL), 200);
+  assert_int_equal(ans.body.len, 0);
+  assert_string_equal(hdr("ETag"), "W/\"1\"");
+  assert_string_equal(hdr("Content-Length"), fmt("%zu", len));
   /* the hosted ServiceRequest the Task is for */
   assert_int_equal(
       call(EI, "GET", fmt("/fhir/ServiceRequest/%s", t->sr_id), NULL, NULL),
