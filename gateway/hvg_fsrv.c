@@ -1449,15 +1449,23 @@ static int fs__create_as(hvg_fsrv *s, const fs__op *op, const char *id,
                          rt ? rt : "(none)", op->type);
   hvg_err e;
   if (op->if_none_exist) { /* conditional create on an identifier */
-    const char *v = op->if_none_exist;
-    if (strncmp(v, "identifier=", 11) || !strchr(v + 11, '|'))
+    /* a query: percent-decoded, then the token escapes \| \, \$ \\ */
+    char cond[2 * STORE_KEY_MAX + 16], ident[2 * STORE_KEY_MAX + 16];
+    hvg_fparam cp[2];
+    snprintf(cond, sizeof cond, "%s", op->if_none_exist);
+    int np = hvg_fsrv_query(cond, cp, 2);
+    size_t o = 0;
+    for (const char *c = np == 1 ? cp[0].value : ""; *c; c++)
+      ident[o++] = *c == '\\' && c[1] ? *++c : *c;
+    ident[o] = '\0';
+    if (np != 1 || strcmp(cp[0].name, "identifier") || !strchr(ident, '|'))
       return hvg_fres_fail(r, 400, "not-supported", "If-None-Exist",
                            "only identifier=system|value is supported");
     store_resource_query q;
     memset(&q, 0, sizeof q);
     q.type = op->type;
     q.partner = op->who->id;
-    q.identifier = v + 11;
+    q.identifier = ident;
     store_resource rows[2];
     size_t n = 0;
     int rc = store_resource_search(s->st, &q, rows, 2, &n, NULL, &e);

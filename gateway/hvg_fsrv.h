@@ -113,7 +113,8 @@ int hvg_fsrv_update(hvg_fsrv *s, const hvg_partner *who, const char *type,
 int hvg_fsrv_patch(hvg_fsrv *s, const hvg_partner *who, const char *type,
                    const char *id, const char *patch, size_t patch_len,
                    int64_t if_match, int64_t now_ms, hvg_fres *r);
-/* if_none_exist: "identifier=system|value" or NULL. */
+/* if_none_exist: "identifier=system|value" (a query: percent-decoded,
+ * then the token escapes \| \, \$ \\ undone) or NULL. */
 int hvg_fsrv_create(hvg_fsrv *s, const hvg_partner *who, const char *type,
                     const cJSON *tree, const char *if_none_exist,
                     int64_t now_ms, hvg_fres *r);

@@ -1672,6 +1672,33 @@ static void test_create_results(void **state) {
   assert_int_equal(call_h(PEDS, "POST", "/fhir/Observation", FJSON, body,
                           "If-None-Exist: code=M-CHAT-R-total", NULL),
                    400);
+  expect_oo(400, "not-supported", NULL, "If-None-Exist");
+  /* the condition is a query: percent-encoded, with the token escapes
+   * (the gateway's own Bundles write it so) */
+  static const struct {
+    const char *value, *cond;
+  } enc[] = {
+      {"obs 6", "If-None-Exist: identifier=https%3A%2F%2Friverside.example"
+                ".org%2Fobs%7Cobs%206"},
+      {"obs|7,8", "If-None-Exist: identifier=https://riverside.example.org/"
+                  "obs|obs%5C%7C7%5C%2C8"},
+  };
+  for (size_t i = 0; i < 2; i++) {
+    snprintf(body, sizeof body, OBS_MCHAT, enc[i].value, "M-CHAT-R-total",
+             CHILD_SYS, 0);
+    size_t before = count_type("Observation");
+    assert_int_equal(call_h(PEDS, "POST", "/fhir/Observation", FJSON, body,
+                            enc[i].cond, NULL),
+                     201);
+    char first[80];
+    snprintf(first, sizeof first, "%s", str(res, "id"));
+    assert_int_equal(call_h(PEDS, "POST", "/fhir/Observation", FJSON, body,
+                            enc[i].cond, NULL),
+                     200);
+    assert_string_equal(str(res, "id"), first);
+    assert_int_equal(count_type("Observation"), before + 1);
+  }
+  assert_int_equal(count_results(), 4);
 
   /* an ASQ-3 with its domains */
   assert_int_equal(
@@ -1699,7 +1726,7 @@ static void test_create_results(void **state) {
                    422);
   expect_oo(422, "business-rule", "410620009", "Encounter.type");
   assert_int_equal(count_type("Encounter"), 1);
-  assert_int_equal(count_results(), 4);
+  assert_int_equal(count_results(), 6);
   /* nothing else is created */
   assert_int_equal(call(PEDS, "POST", "/fhir/Consent", FJSON,
                         "{\"resourceType\":\"Consent\",\"status\":\"active\"}"),
