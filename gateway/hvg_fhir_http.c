@@ -87,8 +87,11 @@ static int fh__format(const hvg_httpd_req *req, int *pretty) {
   char v[128];
   *pretty = fh__qparam(req->query, "_pretty", v, sizeof v) &&
             !strcmp(v, "true");
-  if (fh__qparam(req->query, "_format", v, sizeof v))
+  if (fh__qparam(req->query, "_format", v, sizeof v)) {
+    for (char *sp = strchr(v, ' '); sp; sp = strchr(sp, ' '))
+      *sp = '+'; /* "application/fhir+xml" typed into a query unencoded */
     return fh__media(v, strlen(v));
+  }
   const char *acc = hvg_httpd_header(req, "Accept");
   if (!acc || !*acc)
     return 0;
@@ -113,6 +116,12 @@ static int fh__format(const hvg_httpd_req *req, int *pretty) {
 
 static cJSON *fh__outcome(const char *severity, const char *code,
                           const char *diagnostics, const char *expression) {
+  char text[1024];
+  if (diagnostics) { /* it may echo the request: valid text only */
+    snprintf(text, sizeof text, "%s", diagnostics);
+    hvg_fsrv_text_clean(text);
+    diagnostics = text;
+  }
   cJSON *o = cJSON_CreateObject();
   cJSON *arr = o ? cJSON_AddArrayToObject(o, "issue") : NULL;
   cJSON *iss = arr ? cJSON_CreateObject() : NULL;
@@ -769,6 +778,8 @@ static int fh__handle(void *ctx, const hvg_httpd_req *req,
   } else {
     int src = fh__reply(resp, req, &r, fmt, pretty, base);
     rc = src ? src : 0;
+    if (!rc && r.status == 405 && ns == 2) /* a type that is only read */
+      rc = hvg_httpd_resp_header(resp, "Allow", "GET");
   }
   hvg_fres_reset(&r);
   return rc;

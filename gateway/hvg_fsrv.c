@@ -43,6 +43,30 @@ void hvg_fres_reset(hvg_fres *r) {
   memset(r, 0, sizeof *r);
 }
 
+void hvg_fsrv_text_clean(char *s) {
+  unsigned char *p = (unsigned char *)s;
+  while (*p) {
+    unsigned c = p[0];
+    size_t n = c < 0x80                 ? 1
+               : c >= 0xC2 && c <= 0xDF ? 2
+               : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4
+                                        : 0;
+    unsigned cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 7;
+    size_t k = 1;
+    for (; n > 1 && k < n && (p[k] & 0xC0) == 0x80; k++)
+      cp = cp << 6 | (p[k] & 0x3F);
+    int ok = n && k == n && cp >= 0x20 && cp != 0x7F &&
+             (n != 3 || (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF) &&
+                         cp != 0xFFFE && cp != 0xFFFF)) &&
+             (n != 4 || (cp >= 0x10000 && cp <= 0x10FFFF));
+    if (ok)
+      p += n;
+    else
+      *p++ = '?';
+  }
+}
+
 int hvg_fres_fail(hvg_fres *r, int status, const char *issue,
                   const char *expression, const char *fmt, ...) {
   cJSON_Delete(r->body);
@@ -55,6 +79,8 @@ int hvg_fres_fail(hvg_fres *r, int status, const char *issue,
   va_start(ap, fmt);
   vsnprintf(r->diagnostics, sizeof r->diagnostics, fmt, ap);
   va_end(ap);
+  hvg_fsrv_text_clean(r->diagnostics);
+  hvg_fsrv_text_clean(r->expression);
   return 0;
 }
 
@@ -427,6 +453,18 @@ static int fs__link_param(hvg_buf *b, const char *name, const char *v) {
   return rc;
 }
 
+/* A reference search value as the column holds it: "Type/id"; the id
+ * alone names a resource of `type`, the one type Task.owner (an
+ * Organization), Task.focus (the ServiceRequest) and Task.for (a Patient)
+ * have at this endpoint. */
+static const char *fs__ref_param(const char *v, const char *type, char *buf,
+                                 size_t cap) {
+  if (strchr(v, '/'))
+    return v;
+  snprintf(buf, cap, "%s/%s", type, v);
+  return buf;
+}
+
 int hvg_fsrv_search(hvg_fsrv *s, const hvg_partner *who, const char *type,
                     const hvg_fparam *params, size_t n, const char *base,
                     hvg_fres *r) {
@@ -444,6 +482,7 @@ int hvg_fsrv_search(hvg_fsrv *s, const hvg_partner *who, const char *type,
   hvg_buf_init(&self, 8192);
   int brc = hvg_buf_printf(&self, "%s/%s", base, type);
   char statuses[512];
+  char refs[3][STORE_KEY_MAX + 32];
   for (size_t i = 0; i < n && !brc; i++) {
     const char *k = params[i].name, *v = params[i].value;
     int used = 1;
@@ -459,11 +498,11 @@ int hvg_fsrv_search(hvg_fsrv *s, const hvg_partner *who, const char *type,
                              "status needs a value");
       }
     } else if (!strcmp(k, "owner")) {
-      q.owner = v;
+      q.owner = fs__ref_param(v, "Organization", refs[0], sizeof refs[0]);
     } else if (!strcmp(k, "focus")) {
-      q.focus = v;
+      q.focus = fs__ref_param(v, "ServiceRequest", refs[1], sizeof refs[1]);
     } else if (!strcmp(k, "patient")) {
-      q.patient = v;
+      q.patient = fs__ref_param(v, "Patient", refs[2], sizeof refs[2]);
     } else if (!strcmp(k, "identifier")) {
       q.identifier = v;
     } else if (!strcmp(k, "_lastUpdated")) {
@@ -524,8 +563,8 @@ int hvg_fsrv_search(hvg_fsrv *s, const hvg_partner *who, const char *type,
   size_t self_len = self.len;
   const char *rels[2] = {"self", "next"};
   for (int li = 0; ok && li < 2; li++) {
-    if (li == 1 && offset + got >= total)
-      break;
+    if (li == 1 && (offset + got >= total || !count))
+      break; /* _count=0 asks for the total only: no page follows */
     hvg_buf_truncate(&self, self_len);
     if (count != FS__PAGE_DEFAULT) {
       char c[24];
@@ -565,6 +604,7 @@ int hvg_fsrv_search(hvg_fsrv *s, const hvg_partner *who, const char *type,
     char msg[400];
     snprintf(msg, sizeof msg, "search parameters not supported and ignored: "
                               "%s", ignored);
+    hvg_fsrv_text_clean(msg);
     cJSON *e1 = cJSON_CreateObject();
     cJSON *oo = cJSON_AddObjectToObject(e1, "resource");
     cJSON *sm = cJSON_AddObjectToObject(e1, "search");
@@ -814,7 +854,15 @@ static int fs__task_change(hvg_fsrv *s, const hvg_partner *who,
                          e.msg);
   }
   int changed_status = strcmp(from ? from : "", to) != 0;
-  int same = fhir_json_equal(cur, next);
+  /* as it would be stored: without the meta the client echoes back */
+  char *as_stored = fs__body(next, row->id, NULL);
+  cJSON *plain = NULL;
+  int same = as_stored &&
+             !fhir_json_parse(as_stored, strlen(as_stored), FS__MAX_BODY,
+                              &plain, &e) &&
+             fhir_json_equal(cur, plain);
+  cJSON_Delete(plain);
+  free(as_stored);
   cJSON_Delete(cur);
   if (!same) {
     if ((rc = fs__store(s, row, next, row->version, now, &e)) == HVG_ESTATE)
@@ -955,6 +1003,8 @@ static int fs__patch_op(hvg_fsrv *s, const fs__op *op, hvg_fres *r) {
       rc = fs__task_change(s, op->who, &row, checked, op->if_match,
                            op->source, op->now, r);
     }
+    if (r->status == 400) /* the request was fine: what it made is not */
+      r->status = 422;
     cJSON_Delete(checked);
     free(text);
   }
@@ -1444,15 +1494,23 @@ static int fs__create_as(hvg_fsrv *s, const fs__op *op, const char *id,
                          rt ? rt : "(none)", op->type);
   hvg_err e;
   if (op->if_none_exist) { /* conditional create on an identifier */
-    const char *v = op->if_none_exist;
-    if (strncmp(v, "identifier=", 11) || !strchr(v + 11, '|'))
+    /* a query: percent-decoded, then the token escapes \| \, \$ \\ */
+    char cond[2 * STORE_KEY_MAX + 16], ident[2 * STORE_KEY_MAX + 16];
+    hvg_fparam cp[2];
+    snprintf(cond, sizeof cond, "%s", op->if_none_exist);
+    int np = hvg_fsrv_query(cond, cp, 2);
+    size_t o = 0;
+    for (const char *c = np == 1 ? cp[0].value : ""; *c; c++)
+      ident[o++] = *c == '\\' && c[1] ? *++c : *c;
+    ident[o] = '\0';
+    if (np != 1 || strcmp(cp[0].name, "identifier") || !strchr(ident, '|'))
       return hvg_fres_fail(r, 400, "not-supported", "If-None-Exist",
                            "only identifier=system|value is supported");
     store_resource_query q;
     memset(&q, 0, sizeof q);
     q.type = op->type;
     q.partner = op->who->id;
-    q.identifier = v + 11;
+    q.identifier = ident;
     store_resource rows[2];
     size_t n = 0;
     int rc = store_resource_search(s->st, &q, rows, 2, &n, NULL, &e);
@@ -1626,7 +1684,7 @@ int hvg_fsrv_query(char *buf, hvg_fparam *params, size_t max) {
       if (n == max)
         return -1;
       params[n].name = p;
-      params[n].value = eq ? eq + 1 : "";
+      params[n].value = eq ? eq + 1 : p + strlen(p); /* in buf: written */
       if (eq)
         *eq = '\0';
       char *w = (char *)params[n].value; /* decode in place */

@@ -67,6 +67,13 @@ int hvg_fres_fail(hvg_fres *r, int status, const char *issue,
 #endif
     ;
 
+/* Makes s (NUL-terminated) text that a FHIR string may hold, in place:
+ * each byte that does not begin a well-formed UTF-8 sequence, and each
+ * control character, becomes '?'. Messages echo what a request said (an
+ * id, a parameter name) and may be cut at a byte limit: hvg_fres_fail and
+ * the HTTP binding pass them through this. */
+void hvg_fsrv_text_clean(char *s);
+
 /* A server over cfg (which must outlive it) and the store handle st.
  * Returns 0 and *out (free with hvg_fsrv_free), or HVG_ENOMEM. */
 int hvg_fsrv_new(hvg_fsrv **out, const hvg_config *cfg, store *st,
@@ -100,11 +107,16 @@ int hvg_fsrv_search(hvg_fsrv *s, const hvg_partner *who, const char *type,
 int hvg_fsrv_update(hvg_fsrv *s, const hvg_partner *who, const char *type,
                     const char *id, const cJSON *tree, int64_t if_match,
                     int64_t now_ms, hvg_fres *r);
-/* patch: a JSON Patch document (text), applied to the current version. */
+/* patch: a JSON Patch document (text), applied to the current version.
+ * 400 when it is no JSON Patch, 409 when a "test" fails, 422 when an
+ * operation cannot be applied or its result is not a valid Task (not
+ * FHIR, no TaskStatus, no intent, another id); the result is then
+ * checked and stored as an update is. */
 int hvg_fsrv_patch(hvg_fsrv *s, const hvg_partner *who, const char *type,
                    const char *id, const char *patch, size_t patch_len,
                    int64_t if_match, int64_t now_ms, hvg_fres *r);
-/* if_none_exist: "identifier=system|value" or NULL. */
+/* if_none_exist: "identifier=system|value" (a query: percent-decoded,
+ * then the token escapes \| \, \$ \\ undone) or NULL. */
 int hvg_fsrv_create(hvg_fsrv *s, const hvg_partner *who, const char *type,
                     const cJSON *tree, const char *if_none_exist,
                     int64_t now_ms, hvg_fres *r);

@@ -1031,6 +1031,16 @@ int hvg_httpd_dispatch(hvg_httpd *s, const char *method, const char *target,
                            "the changes of the request could not be stored");
     if (rs.failed)
       hvg_httpd_resp_error(&rs, 500, "out of memory");
+    /* the framing hvg__send adds on a connection */
+    size_t blen = evbuffer_get_length(rs.body);
+    if (!strcmp(method, "HEAD")) {
+      char cl[32];
+      snprintf(cl, sizeof cl, "%zu", blen);
+      evhttp_add_header(rs.hdrs, "Content-Length", cl);
+      hvg__drop_body(&rs);
+    } else if (!blen) {
+      evhttp_remove_header(rs.hdrs, "Content-Type");
+    }
     out->status = rs.status;
     for (const struct evkeyval *h = rs.hdrs->tqh_first; h;
          h = h->next.tqe_next)

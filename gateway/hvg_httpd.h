@@ -253,8 +253,9 @@ typedef struct hvg_httpd_answer {
 } hvg_httpd_answer;
 
 /* Serves one request in the calling thread exactly as the server would
- * (routing, handlers, error renderers, on_request), without a socket: for
- * tests and fuzz targets. Not while the server runs (handlers assume one
+ * (routing, handlers, error renderers, on_request, and the framing: a
+ * HEAD answer has Content-Length and no body, an empty body no
+ * Content-Type), without a socket: for tests and fuzz targets. Not while the server runs (handlers assume one
  * thread). target is "/path?query"; headers a NULL-terminated list of
  * "Name: value" (may be NULL); peer plays the verified client certificate
  * of a TLS connection (NULL: plain HTTP). Returns 0 with *out filled;
