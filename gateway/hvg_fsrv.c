@@ -841,12 +841,14 @@ static int fs__task_change(hvg_fsrv *s, const hvg_partner *who,
   }
   const char *locked = fs__locked_change(cur, next, party);
   if (locked) {
+    char name[64]; /* it may be a key of cur */
+    snprintf(name, sizeof name, "%s", locked);
     cJSON_Delete(cur);
     return hvg_fres_fail(
-        r, 422, "business-rule", locked,
+        r, 422, "business-rule", name,
         "Task.%s is set by the %s of the referral and cannot be changed "
         "here",
-        locked, party == HVG_PARTY_RECEIVER ? "requester" : "receiver");
+        name, party == HVG_PARTY_RECEIVER ? "requester" : "receiver");
   }
   if (hvg_task_transition_check(from, to, party, &e)) {
     cJSON_Delete(cur);

@@ -83,6 +83,7 @@ static void fx_sha256_hex(const char *s, char hex[65]) {
 static int fx__add_inbound(cJSON *partner, const char *token,
                            const char *cert) {
   char hex[65];
+  cJSON_DeleteItemFromObjectCaseSensitive(partner, "inbound"); /* the demo's */
   cJSON *inb = cJSON_AddObjectToObject(partner, "inbound");
   cJSON *toks = inb ? cJSON_AddArrayToObject(inb, "token_sha256") : NULL;
   if (!toks)
