@@ -15,33 +15,32 @@
 #include <time.h>
 
 static void export__usage(FILE *f) {
-  fputs(
-      "usage: hvgate export -c CONFIG --program ID [options]\n"
-      "\n"
-      "Write a program's referrals (both directions, with the status the\n"
-      "loop derives from the partner's Task and the date of each step:\n"
-      "sent, received, linked, scheduled, completed, closed) or the\n"
-      "well-child results practices sent (with covers_until and\n"
-      "rescreen_needed: a screening done at the practice is current until\n"
-      "its date plus the instrument's rescreen interval), in the columns\n"
-      "of the program's mapping file (its referral and well_child sources,\n"
-      "their export_fields included).\n"
-      "\n"
-      "options:\n"
-      "  -c, --config FILE     gateway configuration (required)\n"
-      "  -p, --program ID      the program (required unless there is one)\n"
-      "  -w, --what KIND       referrals (default) or results\n"
-      "      --since T         only what changed since T (YYYY-MM-DD or an\n"
-      "                        instant such as 2026-11-30T08:00:00Z)\n"
-      "  -f, --format F        csv (default) or ndjson\n"
-      "  -o, --output FILE     write to FILE (default: standard output)\n"
-      "      --today DATE      treat DATE (YYYY-MM-DD) as today\n"
-      "  -h, --help            this help\n"
-      "\n"
-      "exit status: 0 written, 65 some rows could not be written in the\n"
-      "layout (the others are), 64 usage, 74 store or output error, 78\n"
-      "configuration error (e.g. no layout for the kind).\n",
-      f);
+  fputs("usage: hvgate export -c CONFIG --program ID [options]\n"
+        "\n"
+        "Write a program's referrals (both directions, with the status the\n"
+        "loop derives from the partner's Task and the date of each step:\n"
+        "sent, received, linked, scheduled, completed, closed) or the\n"
+        "well-child results practices sent (with covers_until and\n"
+        "rescreen_needed: a screening done at the practice is current until\n"
+        "its date plus the instrument's rescreen interval), in the columns\n"
+        "of the program's mapping file (its referral and well_child sources,\n"
+        "their export_fields included).\n"
+        "\n"
+        "options:\n"
+        "  -c, --config FILE     gateway configuration (required)\n"
+        "  -p, --program ID      the program (required unless there is one)\n"
+        "  -w, --what KIND       referrals (default) or results\n"
+        "      --since T         only what changed since T (YYYY-MM-DD or an\n"
+        "                        instant such as 2026-11-30T08:00:00Z)\n"
+        "  -f, --format F        csv (default) or ndjson\n"
+        "  -o, --output FILE     write to FILE (default: standard output)\n"
+        "      --today DATE      treat DATE (YYYY-MM-DD) as today\n"
+        "  -h, --help            this help\n"
+        "\n"
+        "exit status: 0 written, 65 some rows could not be written in the\n"
+        "layout (the others are), 64 usage, 74 store or output error, 78\n"
+        "configuration error (e.g. no layout for the kind).\n",
+        f);
 }
 
 static int export__drain(void *ctx, hvg_buf *b, int final) {
@@ -127,12 +126,13 @@ int hvg_cli_export(int argc, char **argv) {
   int code = hvg_cli_load_config(path, 0, 0, &cfg);
   if (code >= 0)
     return code;
-  req.program = program ? hvg_config_program(cfg, program)
+  req.program = program                ? hvg_config_program(cfg, program)
                 : cfg->n_programs == 1 ? &cfg->programs[0]
                                        : NULL;
   if (!req.program) {
-    fprintf(stderr, "hvgate: %s: --program names one of the configured "
-                    "programs\n",
+    fprintf(stderr,
+            "hvgate: %s: --program names one of the configured "
+            "programs\n",
             program ? program : "(none)");
     hvg_config_free(cfg);
     return HVG_EXIT_USAGE;
@@ -170,9 +170,8 @@ int hvg_cli_export(int argc, char **argv) {
     code = HVG_EXIT_IOERR;
   } else {
     if (stats.skipped)
-      fprintf(stderr, "hvgate: %lu row%s not written: %s: %s\n",
-              stats.skipped, stats.skipped == 1 ? "" : "s", warn.field,
-              warn.msg);
+      fprintf(stderr, "hvgate: %lu row%s not written: %s: %s\n", stats.skipped,
+              stats.skipped == 1 ? "" : "s", warn.field, warn.msg);
     fprintf(stderr, "hvgate: %lu %s exported\n", stats.rows,
             req.what == HVG_EXPORT_RESULTS ? "results" : "referrals");
     code = stats.skipped ? HVG_EXIT_DATAERR : HVG_EXIT_OK;

@@ -156,8 +156,8 @@ static int ex__referrals(store *st, const hvg_export_req *req, hv_export *x,
       const store_referral *r = &page[i];
       after = r->id;
       const char *v[HV_F__COUNT] = {0};
-      cJSON *data = r->data ? cJSON_ParseWithLength(r->data, r->data_len)
-                            : NULL;
+      cJSON *data =
+          r->data ? cJSON_ParseWithLength(r->data, r->data_len) : NULL;
       ex__fields(data, v);
       store_transition t[EX__HISTORY];
       size_t nt = 0;
@@ -231,9 +231,9 @@ static int ex__results(store *st, const hvg_export_req *req, hv_export *x,
       ex__fields(data, v);
       /* shared screening: current until its date + the rescreen interval */
       const hv_instrument *in =
-          r->instrument ? hv_catalog_instrument(req->program->cat,
-                                                r->instrument)
-                        : NULL;
+          r->instrument
+              ? hv_catalog_instrument(req->program->cat, r->instrument)
+              : NULL;
       long day;
       char until[11] = "";
       if (in && in->rescreen_days > 0 && r->date &&
@@ -261,8 +261,8 @@ int hvg_export_run(store *st, const hvg_export_req *req,
   memset(stats, 0, sizeof *stats);
   if (!st || !req || !req->program || !req->drain || !req->today)
     return hvg_err_set(err, HVG_EINVAL, NULL, "NULL argument");
-  hv_rectype t = req->what == HVG_EXPORT_RESULTS ? HV_REC_WELLCHILD
-                                                 : HV_REC_REFERRAL;
+  hv_rectype t =
+      req->what == HVG_EXPORT_RESULTS ? HV_REC_WELLCHILD : HV_REC_REFERRAL;
   const hv_source *src = hv_mapping_source_of_type(req->program->map, t);
   if (!src)
     return hvg_err_set(err, HVG_ENOTFOUND, "mapping",

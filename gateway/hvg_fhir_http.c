@@ -26,7 +26,8 @@ struct hvg_fhir_http {
   hvg_buf cap[2];
 };
 
-/* ---- negotiation ----------------------------------------------------------- */
+/* ---- negotiation -----------------------------------------------------------
+ */
 
 /* 1 when a media type (a _format value, an Accept or Content-Type item)
  * is FHIR JSON / XML: 0 JSON, 1 XML, -1 neither. */
@@ -85,8 +86,8 @@ static int fh__qparam(const char *q, const char *key, char *out, size_t cap) {
  * 0 JSON, 1 XML, -1 nothing acceptable (406). */
 static int fh__format(const hvg_httpd_req *req, int *pretty) {
   char v[128];
-  *pretty = fh__qparam(req->query, "_pretty", v, sizeof v) &&
-            !strcmp(v, "true");
+  *pretty =
+      fh__qparam(req->query, "_pretty", v, sizeof v) && !strcmp(v, "true");
   if (fh__qparam(req->query, "_format", v, sizeof v)) {
     for (char *sp = strchr(v, ' '); sp; sp = strchr(sp, ' '))
       *sp = '+'; /* "application/fhir+xml" typed into a query unencoded */
@@ -112,7 +113,8 @@ static int fh__format(const hvg_httpd_req *req, int *pretty) {
   return best;
 }
 
-/* ---- responses ------------------------------------------------------------- */
+/* ---- responses -------------------------------------------------------------
+ */
 
 static cJSON *fh__outcome(const char *severity, const char *code,
                           const char *diagnostics, const char *expression) {
@@ -162,9 +164,8 @@ static int fh__send_tree(hvg_httpd_resp *resp, int status, const cJSON *tree,
 }
 
 /* An error answer: status and an OperationOutcome (format fmt). */
-static int fh__fail(hvg_httpd_resp *resp, int fmt, int status,
-                    const char *code, const char *expression,
-                    const char *msg) {
+static int fh__fail(hvg_httpd_resp *resp, int fmt, int status, const char *code,
+                    const char *expression, const char *msg) {
   cJSON *o = fh__outcome("error", code, msg, expression);
   if (!o)
     return HVG_ENOMEM;
@@ -282,16 +283,15 @@ cJSON *hvg_fhir_capabilities(const char *base) {
                                         "application/fhir+xml", NULL};
   static const char *const patch_formats[] = {"application/json-patch+json",
                                               NULL};
-  static const char *const task_ops[] = {"read",        "vread",  "update",
-                                         "patch",       "create",
-                                         "search-type", NULL};
+  static const char *const task_ops[] = {
+      "read", "vread", "update", "patch", "create", "search-type", NULL};
   static const char *const other_ops[] = {"read", "vread", "create", NULL};
   static const struct {
     const char *type;
     const char *const *ops;
   } res[] = {
-      {"Task", task_ops},          {"ServiceRequest", other_ops},
-      {"Observation", other_ops},  {"Encounter", other_ops},
+      {"Task", task_ops},         {"ServiceRequest", other_ops},
+      {"Observation", other_ops}, {"Encounter", other_ops},
       {"Patient", other_ops},
   };
   static const struct {
@@ -309,8 +309,8 @@ cJSON *hvg_fhir_capabilities(const char *base) {
   cJSON *c = cJSON_CreateObject();
   cJSON *sw = NULL, *impl = NULL, *rest = NULL, *r0 = NULL, *rs = NULL,
         *sec = NULL;
-  int ok = c && cJSON_AddStringToObject(c, "resourceType",
-                                        "CapabilityStatement") &&
+  int ok = c &&
+           cJSON_AddStringToObject(c, "resourceType", "CapabilityStatement") &&
            cJSON_AddStringToObject(c, "status", "active") &&
            cJSON_AddStringToObject(c, "date", date) &&
            cJSON_AddStringToObject(c, "publisher", "hvgate") &&
@@ -353,11 +353,12 @@ cJSON *hvg_fhir_capabilities(const char *base) {
     cJSON *cc = cJSON_CreateObject();
     cJSON *coding = cc ? cJSON_AddArrayToObject(cc, "coding") : NULL;
     cJSON *c0 = coding ? cJSON_CreateObject() : NULL;
-    ok = svc && c0 &&
-         cJSON_AddStringToObject(
-             c0, "system",
-             "http://terminology.hl7.org/CodeSystem/restful-security-service") &&
-         cJSON_AddStringToObject(c0, "code", "Certificates");
+    ok =
+        svc && c0 &&
+        cJSON_AddStringToObject(
+            c0, "system",
+            "http://terminology.hl7.org/CodeSystem/restful-security-service") &&
+        cJSON_AddStringToObject(c0, "code", "Certificates");
     if (c0)
       cJSON_AddItemToArray(coding, c0);
     if (cc)
@@ -398,7 +399,8 @@ cJSON *hvg_fhir_capabilities(const char *base) {
   return c;
 }
 
-/* ---- requests ---------------------------------------------------------------- */
+/* ---- requests
+ * ---------------------------------------------------------------- */
 
 /* The request body as a resource tree (by Content-Type): 0 and *tree (the
  * caller deletes it), or -1 with r a 400/415 (or 500). */
@@ -416,20 +418,19 @@ static int fh__body(const hvg_httpd_req *req, cJSON **tree, hvg_fres *r) {
            -1;
   hvg_err e;
   hvg_err_clear(&e);
-  int rc = m ? fhir_xml_parse(req->body, req->body_len, FH__MAX_BODY, tree, &e)
-             : fhir_json_parse(req->body, req->body_len, FH__MAX_BODY, tree,
-                               &e);
+  int rc =
+      m ? fhir_xml_parse(req->body, req->body_len, FH__MAX_BODY, tree, &e)
+        : fhir_json_parse(req->body, req->body_len, FH__MAX_BODY, tree, &e);
   if (rc == HVG_ENOMEM)
     return hvg_fres_fail(r, 500, "exception", NULL, "out of memory"), -1;
   if (rc)
-    return hvg_fres_fail(r, rc == HVG_ETOOBIG ? 413 : 400,
-                         rc == HVG_ESECURITY ? "security"
-                         : rc == HVG_ETOOBIG ? "too-costly"
-                         : rc == HVG_ESYNTAX || rc == HVG_EENCODING
-                             ? "structure"
-                             : "invalid",
-                         e.field, "%s: %s", m ? "FHIR XML" : "FHIR JSON",
-                         e.msg),
+    return hvg_fres_fail(
+               r, rc == HVG_ETOOBIG ? 413 : 400,
+               rc == HVG_ESECURITY                        ? "security"
+               : rc == HVG_ETOOBIG                        ? "too-costly"
+               : rc == HVG_ESYNTAX || rc == HVG_EENCODING ? "structure"
+                                                          : "invalid",
+               e.field, "%s: %s", m ? "FHIR XML" : "FHIR JSON", e.msg),
            -1;
   return 0;
 }
@@ -452,9 +453,10 @@ static int64_t fh__if_match(const hvg_httpd_req *req) {
 
 /* The search parameters of a request (query, plus a form body for
  * POST _search), without _format and _pretty. Strings live in buf. */
-static int fh__params(const hvg_httpd_req *req, int form, char *buf,
-                      size_t cap, hvg_fparam *params, size_t max) {
-  int n = snprintf(buf, cap, "%s%s%.*s", req->query, req->query[0] && form ? "&" : "",
+static int fh__params(const hvg_httpd_req *req, int form, char *buf, size_t cap,
+                      hvg_fparam *params, size_t max) {
+  int n = snprintf(buf, cap, "%s%s%.*s", req->query,
+                   req->query[0] && form ? "&" : "",
                    form ? (int)req->body_len : 0, form ? req->body : "");
   if (n < 0 || (size_t)n >= cap)
     return -1;
@@ -477,8 +479,8 @@ static int fh__metadata(hvg_fhir_http *h, hvg_httpd_resp *resp, int fmt,
     hvg_err e;
     for (int f = 0; f < 2; f++) {
       hvg_buf_reset(&h->cap[f]);
-      int rc = fhir_json_serialize(c, f ? FHIR_XML : FHIR_JSON, 0, &h->cap[f],
-                                   &e);
+      int rc =
+          fhir_json_serialize(c, f ? FHIR_XML : FHIR_JSON, 0, &h->cap[f], &e);
       if (rc) {
         cJSON_Delete(c);
         return rc;
@@ -533,20 +535,20 @@ int hvg_fhir_notification_refs(const cJSON *bundle, const char *base,
   size_t n = 0, used = 0;
   const cJSON *p;
   /* one reference: add it once */
-#define FH__ADD(refstr)                                                       \
-  do {                                                                        \
-    char one[256];                                                            \
-    if (n < max && fh__task_ref((refstr), base, one, sizeof one)) {           \
-      int dup = 0;                                                            \
-      for (size_t d = 0; d < n && !dup; d++)                                  \
-        dup = !strcmp(refs[d], one);                                          \
-      size_t l = strlen(one) + 1;                                             \
-      if (!dup && used + l <= cap) {                                          \
-        memcpy(buf + used, one, l);                                           \
-        refs[n++] = buf + used;                                               \
-        used += l;                                                            \
-      }                                                                       \
-    }                                                                         \
+#define FH__ADD(refstr)                                                        \
+  do {                                                                         \
+    char one[256];                                                             \
+    if (n < max && fh__task_ref((refstr), base, one, sizeof one)) {            \
+      int dup = 0;                                                             \
+      for (size_t d = 0; d < n && !dup; d++)                                   \
+        dup = !strcmp(refs[d], one);                                           \
+      size_t l = strlen(one) + 1;                                              \
+      if (!dup && used + l <= cap) {                                           \
+        memcpy(buf + used, one, l);                                            \
+        refs[n++] = buf + used;                                                \
+        used += l;                                                             \
+      }                                                                        \
+    }                                                                          \
   } while (0)
   cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(status, "parameter")) {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(p, "name");
@@ -720,14 +722,14 @@ static int fh__handle(void *ctx, const hvg_httpd_req *req,
     } else {
       char buf[8192];
       hvg_fparam params[HVG_FSRV_MAX_PARAMS];
-      int np = fh__params(req, form, buf, sizeof buf, params,
-                          HVG_FSRV_MAX_PARAMS);
+      int np =
+          fh__params(req, form, buf, sizeof buf, params, HVG_FSRV_MAX_PARAMS);
       if (np < 0)
         hvg_fres_fail(&r, 400, "too-costly", NULL,
                       "too many or too long search parameters");
       else
-        rc = hvg_fsrv_search(h->srv, who, segs[0], params, (size_t)np, base,
-                             &r);
+        rc =
+            hvg_fsrv_search(h->srv, who, segs[0], params, (size_t)np, base, &r);
     }
   } else if (ns == 2) {
     int64_t im = fh__if_match(req);
@@ -738,8 +740,7 @@ static int fh__handle(void *ctx, const hvg_httpd_req *req,
       rc = hvg_fsrv_read(h->srv, who, segs[0], segs[1], &r);
     } else if (!strcmp(m, "PUT")) {
       if (!fh__body(req, &tree, &r))
-        rc = hvg_fsrv_update(h->srv, who, segs[0], segs[1], tree, im, now,
-                             &r);
+        rc = hvg_fsrv_update(h->srv, who, segs[0], segs[1], tree, im, now, &r);
     } else if (!strcmp(m, "PATCH")) {
       const char *ct = hvg_httpd_header(req, "Content-Type");
       if (!ct || strncasecmp(ct, "application/json-patch+json", 27))

@@ -59,7 +59,6 @@ cJSON *hvg_fhir_capabilities(const char *base);
  * ...; a static string or one in buf). */
 int hvg_fhir_notification_refs(const cJSON *bundle, const char *base,
                                const char **refs, size_t max, char *buf,
-                               size_t cap, const char **kind,
-                               const char **why);
+                               size_t cap, const char **kind, const char **why);
 
 #endif

@@ -40,10 +40,10 @@ typedef struct hvg_fsrv hvg_fsrv;
 
 /* The outcome of one interaction, as FHIR REST reports it. */
 typedef struct hvg_fres {
-  int minimal;      /* in: the caller wants no resource back from a write
-                       (Prefer: return=minimal), only its headers */
-  int status;       /* HTTP status */
-  cJSON *body;      /* resource or Bundle to return, owned; NULL: none */
+  int minimal; /* in: the caller wants no resource back from a write
+                  (Prefer: return=minimal), only its headers */
+  int status;  /* HTTP status */
+  cJSON *body; /* resource or Bundle to return, owned; NULL: none */
   /* status >= 400: the OperationOutcome's issue (code is an IssueType) */
   const char *issue;
   char diagnostics[512];
@@ -149,7 +149,7 @@ typedef struct hvg_fsrv_referral {
   const hvg_partner *partner; /* queued to it; NULL: not disclosed */
   const char *bundle;         /* the record's Bundle JSON */
   size_t bundle_len;
-  const char *data;           /* canonical fields for the export (JSON) */
+  const char *data; /* canonical fields for the export (JSON) */
   size_t data_len;
   const char *program_status; /* referral.status of the record, or NULL */
 } hvg_fsrv_referral;

@@ -23,9 +23,13 @@ int hvg_poll_init(hvg_poller *pl, const hvg_config *cfg, const hvg_partner *p,
   int rc = store_open(&pl->st, store_path, so, err);
   if (!rc)
     rc = hvg_fsrv_new(&pl->fs, cfg, pl->st, err);
-  hvg_http_opts ho = {p->connect_timeout_ms, p->timeout_ms, p->tls_verify,
-                      p->ca_file,            p->client_cert_file,
-                      p->client_key_file,    0};
+  hvg_http_opts ho = {p->connect_timeout_ms,
+                      p->timeout_ms,
+                      p->tls_verify,
+                      p->ca_file,
+                      p->client_cert_file,
+                      p->client_key_file,
+                      0};
   if (!rc)
     rc = hvg_http_new(&pl->http, &ho, err);
   if (!rc)
@@ -56,8 +60,9 @@ static void poll__log(hvg_poller *pl, const char *level, const char *event,
   fhir_instant_format(store_now_ms(), ts);
   hvg_buf b;
   hvg_buf_init(&b, 4096);
-  hvg_buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"%s\","
-                     "\"partner\":",
+  hvg_buf_printf(&b,
+                 "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"%s\","
+                 "\"partner\":",
                  ts, level, event);
   hvg_buf_add_json_str(&b, pl->p->id);
   if (ref) {
@@ -85,14 +90,14 @@ static void poll__log(hvg_poller *pl, const char *level, const char *event,
 static long poll__get(hvg_poller *pl, const char *url, hvg_err *err) {
   for (int tries = 0;; tries++) {
     char auth[8300];
-    int rc = hvg_auth_header(&pl->auth, pl->http, time(NULL), auth,
-                             sizeof auth, err);
+    int rc = hvg_auth_header(&pl->auth, pl->http, time(NULL), auth, sizeof auth,
+                             err);
     if (rc == HVG_ESECURITY)
       return -1;
     if (rc)
       return 0;
-    const char *hdr[] = {"Accept: application/fhir+json",
-                         auth[0] ? auth : NULL, NULL};
+    const char *hdr[] = {"Accept: application/fhir+json", auth[0] ? auth : NULL,
+                         NULL};
     rc = hvg_http_request(pl->http, "GET", url, hdr, NULL, 0, &pl->resp, err);
     if (rc)
       return 0;
@@ -159,8 +164,7 @@ void hvg_poll_cursor_max(const cJSON *bundle, const char *cur, char *out,
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(e, "resource"), "meta");
     const cJSON *lu = cJSON_GetObjectItemCaseSensitive(meta, "lastUpdated");
-    if (cJSON_IsString(lu) && !fhir_instant_ms(lu->valuestring, &t) &&
-        t > best)
+    if (cJSON_IsString(lu) && !fhir_instant_ms(lu->valuestring, &t) && t > best)
       best = t;
   }
   char s[32] = "";
@@ -173,13 +177,12 @@ void hvg_poll_cursor_max(const cJSON *bundle, const char *cur, char *out,
 static int poll__inbox(hvg_poller *pl, int64_t now, hvg_err *err) {
   store_inbox_item due[POLL__INBOX_BATCH];
   size_t n = 0;
-  int rc = store_inbox_due(pl->st, pl->p->id, now, due, POLL__INBOX_BATCH, &n,
-                           err);
+  int rc =
+      store_inbox_due(pl->st, pl->p->id, now, due, POLL__INBOX_BATCH, &n, err);
   size_t bl = poll__base_len(pl->p->base_url);
   for (size_t i = 0; !rc && i < n; i++) {
     char url[2048];
-    snprintf(url, sizeof url, "%.*s/%s", (int)bl, pl->p->base_url,
-             due[i].ref);
+    snprintf(url, sizeof url, "%.*s/%s", (int)bl, pl->p->base_url, due[i].ref);
     hvg_err herr;
     hvg_err_clear(&herr);
     long st = poll__get(pl, url, &herr);
@@ -189,15 +192,13 @@ static int poll__inbox(hvg_poller *pl, int64_t now, hvg_err *err) {
       break;
     }
     if (st >= 200 && st < 300) {
-      cJSON *t = cJSON_ParseWithLength(pl->resp.body.data ? pl->resp.body.data
-                                                          : "",
-                                       pl->resp.body.len);
+      cJSON *t = cJSON_ParseWithLength(
+          pl->resp.body.data ? pl->resp.body.data : "", pl->resp.body.len);
       if (t)
         rc = poll__apply(pl, t, "subscription", err);
       cJSON_Delete(t);
       if (!rc)
-        rc = store_inbox_done(pl->st, pl->p->id, due[i].ref, 0, NULL, now,
-                              err);
+        rc = store_inbox_done(pl->st, pl->p->id, due[i].ref, 0, NULL, now, err);
     } else if (st == 404 || st == 410) {
       poll__log(pl, "warn", "fetch_gone", due[i].ref, st,
                 "the notified Task is not on the partner's server", 0);
@@ -215,8 +216,8 @@ static int poll__inbox(hvg_poller *pl, int64_t now, hvg_err *err) {
         snprintf(why, sizeof why, "network: %.200s", herr.msg);
       pl->n.errors++;
       poll__log(pl, "warn", "fetch_retry", due[i].ref, st, why, 0);
-      rc = store_inbox_done(pl->st, pl->p->id, due[i].ref, now + back, why,
-                            now, err);
+      rc = store_inbox_done(pl->st, pl->p->id, due[i].ref, now + back, why, now,
+                            err);
     }
   }
   return rc;
@@ -242,8 +243,9 @@ static int poll__search(hvg_poller *pl, int64_t now, hvg_err *err) {
   fhir_instant_format(since, gt);
   size_t bl = poll__base_len(pl->p->base_url);
   char url[4096];
-  snprintf(url, sizeof url, "%.*s/Task?_lastUpdated=gt%s&_sort=_lastUpdated"
-                            "&_count=100%s%s",
+  snprintf(url, sizeof url,
+           "%.*s/Task?_lastUpdated=gt%s&_sort=_lastUpdated"
+           "&_count=100%s%s",
            (int)bl, pl->p->base_url, gt, pl->p->poll_query ? "&" : "",
            pl->p->poll_query ? pl->p->poll_query : "");
   unsigned long before = pl->n.applied;
@@ -264,9 +266,8 @@ static int poll__search(hvg_poller *pl, int64_t now, hvg_err *err) {
                 st ? "the partner's search failed" : herr.msg, 0);
       break;
     }
-    cJSON *b = cJSON_ParseWithLength(pl->resp.body.data ? pl->resp.body.data
-                                                        : "",
-                                     pl->resp.body.len);
+    cJSON *b = cJSON_ParseWithLength(
+        pl->resp.body.data ? pl->resp.body.data : "", pl->resp.body.len);
     const cJSON *e;
     url[0] = '\0';
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(b, "entry")) {
@@ -299,8 +300,7 @@ static int poll__search(hvg_poller *pl, int64_t now, hvg_err *err) {
   return rc;
 }
 
-int hvg_poll_round(hvg_poller *pl, int64_t now_ms, int *idle_ms,
-                   hvg_err *err) {
+int hvg_poll_round(hvg_poller *pl, int64_t now_ms, int *idle_ms, hvg_err *err) {
   if (idle_ms)
     *idle_ms = 1000;
   int64_t held = atomic_load(&pl->hold->until_ms);
@@ -318,9 +318,8 @@ int hvg_poll_round(hvg_poller *pl, int64_t now_ms, int *idle_ms,
   }
   if (rc)
     return rc;
-  int64_t wait = pl->p->status_mode == HVG_STATUS_POLL
-                     ? pl->next_poll_ms - now_ms
-                     : 1000;
+  int64_t wait =
+      pl->p->status_mode == HVG_STATUS_POLL ? pl->next_poll_ms - now_ms : 1000;
   if (idle_ms)
     *idle_ms = (int)(wait < 200 ? 200 : wait > 1000 ? 1000 : wait);
   return (int)(pl->n.applied - before);

@@ -46,7 +46,7 @@ typedef struct hvg_poller {
   hvg_auth auth;
   hvg_http_resp resp;
   FILE *log;
-  int64_t next_poll_ms; /* 0: at once */
+  int64_t next_poll_ms;   /* 0: at once */
   hvg_partner_hold own;   /* used when no shared hold is given */
   hvg_partner_hold *hold; /* the partner's, shared with its workers */
   hvg_poll_counts n;
@@ -66,8 +66,7 @@ void hvg_poll_free(hvg_poller *pl);
 /* One round at now_ms: the due inbox entries, then a poll when it is time.
  * Returns how many Task changes were applied (>= 0), or a store error
  * (< 0, err set). *idle_ms gets how long the caller may sleep. */
-int hvg_poll_round(hvg_poller *pl, int64_t now_ms, int *idle_ms,
-                   hvg_err *err);
+int hvg_poll_round(hvg_poller *pl, int64_t now_ms, int *idle_ms, hvg_err *err);
 
 /* The cursor after a Bundle of Tasks: the latest meta.lastUpdated in it
  * and cur (an instant, may be ""), into out[cap]. Exposed for tests. */

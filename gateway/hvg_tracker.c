@@ -5,15 +5,25 @@
 
 /* The 12 R4 TaskStatus codes; the order is the bit of each in next[]. */
 enum {
-  T_DRAFT, T_REQUESTED, T_RECEIVED, T_ACCEPTED, T_REJECTED, T_READY,
-  T_CANCELLED, T_IN_PROGRESS, T_ON_HOLD, T_FAILED, T_COMPLETED, T_EIE,
+  T_DRAFT,
+  T_REQUESTED,
+  T_RECEIVED,
+  T_ACCEPTED,
+  T_REJECTED,
+  T_READY,
+  T_CANCELLED,
+  T_IN_PROGRESS,
+  T_ON_HOLD,
+  T_FAILED,
+  T_COMPLETED,
+  T_EIE,
   T__COUNT
 };
 
 static const char *const names[T__COUNT] = {
-    "draft",     "requested",   "received", "accepted",
-    "rejected",  "ready",       "cancelled", "in-progress",
-    "on-hold",   "failed",      "completed", "entered-in-error"};
+    "draft",    "requested", "received",  "accepted",
+    "rejected", "ready",     "cancelled", "in-progress",
+    "on-hold",  "failed",    "completed", "entered-in-error"};
 
 #define B(x) (1u << (x))
 
@@ -22,17 +32,15 @@ static const char *const names[T__COUNT] = {
  * below. A final state has no next state but that one. */
 static const unsigned next[T__COUNT] = {
     [T_DRAFT] = B(T_REQUESTED) | B(T_CANCELLED),
-    [T_REQUESTED] = B(T_RECEIVED) | B(T_ACCEPTED) | B(T_REJECTED) |
-                    B(T_READY) | B(T_IN_PROGRESS) | B(T_CANCELLED) |
-                    B(T_FAILED),
+    [T_REQUESTED] = B(T_RECEIVED) | B(T_ACCEPTED) | B(T_REJECTED) | B(T_READY) |
+                    B(T_IN_PROGRESS) | B(T_CANCELLED) | B(T_FAILED),
     [T_RECEIVED] = B(T_ACCEPTED) | B(T_REJECTED) | B(T_READY) |
                    B(T_IN_PROGRESS) | B(T_CANCELLED) | B(T_FAILED),
     [T_ACCEPTED] = B(T_READY) | B(T_IN_PROGRESS) | B(T_ON_HOLD) |
                    B(T_CANCELLED) | B(T_FAILED),
-    [T_READY] = B(T_IN_PROGRESS) | B(T_ON_HOLD) | B(T_CANCELLED) |
-                B(T_FAILED),
-    [T_IN_PROGRESS] = B(T_ON_HOLD) | B(T_COMPLETED) | B(T_CANCELLED) |
-                      B(T_FAILED),
+    [T_READY] = B(T_IN_PROGRESS) | B(T_ON_HOLD) | B(T_CANCELLED) | B(T_FAILED),
+    [T_IN_PROGRESS] =
+        B(T_ON_HOLD) | B(T_COMPLETED) | B(T_CANCELLED) | B(T_FAILED),
     [T_ON_HOLD] = B(T_IN_PROGRESS) | B(T_CANCELLED) | B(T_FAILED),
 };
 
@@ -65,7 +73,8 @@ int hvg_task_transition_check(const char *from, const char *to, hvg_party by,
   int f = status_index(from), t = status_index(to);
   if (f < 0 || t < 0)
     return hvg_err_set(err, HVG_EINVAL, "Task.status",
-                       "\"%.40s\" is not a Task status", f < 0 ? (from ? from : "") : to);
+                       "\"%.40s\" is not a Task status",
+                       f < 0 ? (from ? from : "") : to);
   if (f == t)
     return 0;
   unsigned allowed = next[f] | (f != T_EIE ? B(T_EIE) : 0);
@@ -75,12 +84,12 @@ int hvg_task_transition_check(const char *from, const char *to, hvg_party by,
                        names[t]);
   unsigned mine = by == HVG_PARTY_REQUESTER ? by_requester : by_receiver;
   if (!(mine & B(t)))
-    return hvg_err_set(
-        err, HVG_ESTATE, "Task.status", "%s is set by the %s, not the %s",
-        names[t],
-        by == HVG_PARTY_REQUESTER ? "receiver (the Task's owner)"
-                                  : "requester (who made the referral)",
-        by == HVG_PARTY_REQUESTER ? "requester" : "receiver");
+    return hvg_err_set(err, HVG_ESTATE, "Task.status",
+                       "%s is set by the %s, not the %s", names[t],
+                       by == HVG_PARTY_REQUESTER
+                           ? "receiver (the Task's owner)"
+                           : "requester (who made the referral)",
+                       by == HVG_PARTY_REQUESTER ? "requester" : "receiver");
   return 0;
 }
 
@@ -110,27 +119,19 @@ const char *hvg_tracker_hv_status(const char *task_status,
   switch (status_index(task_status)) {
   case T_DRAFT:
   case T_REQUESTED:
-  case T_RECEIVED:
-    return "referred";
+  case T_RECEIVED: return "referred";
   case T_ACCEPTED:
-  case T_READY:
-    return "linked";
+  case T_READY: return "linked";
   case T_IN_PROGRESS:
-  case T_ON_HOLD:
-    return "scheduled";
-  case T_COMPLETED:
-    return "completed";
-  case T_REJECTED:
-    return "declined";
+  case T_ON_HOLD: return "scheduled";
+  case T_COMPLETED: return "completed";
+  case T_REJECTED: return "declined";
   case T_CANCELLED:
     return program_status && strcmp(program_status, "family_declined") == 0
                ? "family_declined"
                : "withdrawn";
-  case T_FAILED:
-    return "unable_to_reach";
-  case T_EIE:
-    return "withdrawn";
-  default:
-    return NULL;
+  case T_FAILED: return "unable_to_reach";
+  case T_EIE: return "withdrawn";
+  default: return NULL;
   }
 }

@@ -96,8 +96,9 @@ int hvg_webhook_round(hvg_webhook *w, int64_t now_ms, int *idle_ms,
   for (size_t i = 0; !brc && i < n; i++) {
     char at[32];
     fhir_instant_format(ev[i].at_ms, at);
-    brc = hvg_buf_printf(&body, "%s{\"id\":%lld,\"at\":\"%s\",\"kind\":",
-                         i ? "," : "", (long long)ev[i].id, at);
+    brc = hvg_buf_printf(&body,
+                         "%s{\"id\":%lld,\"at\":\"%s\",\"kind\":", i ? "," : "",
+                         (long long)ev[i].id, at);
     brc = brc ? brc : hvg_buf_add_json_str(&body, ev[i].kind);
     brc = brc ? brc : hvg_buf_adds(&body, ",\"ref\":");
     brc = brc ? brc : hvg_buf_add_json_str(&body, ev[i].ref ? ev[i].ref : "");

@@ -54,52 +54,53 @@ const char st__migration_loop[] =
     " kind TEXT NOT NULL, ref TEXT);"
     "CREATE INDEX events_program ON events(program, id);";
 
-#define RES_COLS                                                              \
-  "type, id, version, updated_at, partner, program, referral_id, status,"    \
+#define RES_COLS                                                               \
+  "type, id, version, updated_at, partner, program, referral_id, status,"      \
   " owner, focus, patient, identifier, body"
 
-#define LOOP_QUERIES(X)                                                       \
+#define LOOP_QUERIES(X)                                                        \
   X(RES_GET, "SELECT " RES_COLS " FROM resources WHERE type = ?1 AND id = ?2") \
-  X(RES_VERSION, "SELECT version FROM resources WHERE type = ?1 AND id = ?2") \
-  X(RES_STAMP, "SELECT max(updated_at) FROM resources")                       \
-  X(RES_INS, "INSERT INTO resources(type, id, version, updated_at, partner,"  \
-             " program, referral_id, status, owner, focus, patient,"          \
-             " identifier, body)"                                             \
-             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)") \
-  X(RES_UPD, "UPDATE resources SET version = ?3, updated_at = ?4,"            \
-             " partner = ?5, program = ?6, referral_id = ?7, status = ?8,"    \
-             " owner = ?9, focus = ?10, patient = ?11, identifier = ?12,"     \
-             " body = ?13 WHERE type = ?1 AND id = ?2")                       \
-  X(RESULT_GET, "SELECT id, data FROM results WHERE program = ?1"             \
-                " AND partner = ?2 AND source_ref = ?3")                      \
-  X(RESULT_INS, "INSERT INTO results(program, partner, source_ref, kind,"     \
-                " child_id, instrument, date, data, created_at, updated_at)"  \
-                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)")           \
-  X(RESULT_UPD, "UPDATE results SET kind = ?2, child_id = ?3,"                \
-                " instrument = ?4, date = ?5, data = ?6, updated_at = ?7"     \
-                " WHERE id = ?1")                                             \
-  X(RESULT_LIST, "SELECT id, program, partner, source_ref, kind, child_id,"   \
-                 " instrument, date, data, created_at, updated_at"            \
-                 " FROM results WHERE program = ?1 AND updated_at >= ?2"      \
-                 " AND id > ?3 ORDER BY id LIMIT ?4")                         \
-  X(RESULT_LATEST, "SELECT id, program, partner, source_ref, kind, child_id," \
-                   " instrument, date, data, created_at, updated_at"          \
-                   " FROM results WHERE program = ?1 AND child_id = ?2"       \
-                   " AND instrument = ?3 ORDER BY date DESC, id DESC"         \
-                   " LIMIT 1")                                                \
-  X(INBOX_ADD, "INSERT INTO inbox(partner, ref, due_at, created_at)"          \
-               " VALUES (?1, ?2, ?3, ?3) ON CONFLICT (partner, ref)"          \
-               " DO NOTHING")                                                 \
-  X(INBOX_DUE, "SELECT ref, attempts FROM inbox WHERE partner = ?1"           \
-               " AND due_at <= ?2 ORDER BY due_at, ref LIMIT ?3")             \
-  X(INBOX_DEL, "DELETE FROM inbox WHERE partner = ?1 AND ref = ?2")           \
-  X(INBOX_RETRY, "UPDATE inbox SET due_at = ?3, attempts = attempts + 1,"     \
-                 " last_error = ?4 WHERE partner = ?1 AND ref = ?2")          \
-  X(INBOX_COUNT, "SELECT count(*) FROM inbox WHERE ?1 IS NULL"                \
-                 " OR partner = ?1")                                          \
-  X(EVENT_ADD, "INSERT INTO events(program, at, kind, ref)"                   \
-               " VALUES (?1, ?2, ?3, ?4)")                                    \
-  X(EVENT_LIST, "SELECT id, at, kind, ref FROM events WHERE program = ?1"     \
+  X(RES_VERSION, "SELECT version FROM resources WHERE type = ?1 AND id = ?2")  \
+  X(RES_STAMP, "SELECT max(updated_at) FROM resources")                        \
+  X(RES_INS,                                                                   \
+    "INSERT INTO resources(type, id, version, updated_at, partner,"            \
+    " program, referral_id, status, owner, focus, patient,"                    \
+    " identifier, body)"                                                       \
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")        \
+  X(RES_UPD, "UPDATE resources SET version = ?3, updated_at = ?4,"             \
+             " partner = ?5, program = ?6, referral_id = ?7, status = ?8,"     \
+             " owner = ?9, focus = ?10, patient = ?11, identifier = ?12,"      \
+             " body = ?13 WHERE type = ?1 AND id = ?2")                        \
+  X(RESULT_GET, "SELECT id, data FROM results WHERE program = ?1"              \
+                " AND partner = ?2 AND source_ref = ?3")                       \
+  X(RESULT_INS, "INSERT INTO results(program, partner, source_ref, kind,"      \
+                " child_id, instrument, date, data, created_at, updated_at)"   \
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)")            \
+  X(RESULT_UPD, "UPDATE results SET kind = ?2, child_id = ?3,"                 \
+                " instrument = ?4, date = ?5, data = ?6, updated_at = ?7"      \
+                " WHERE id = ?1")                                              \
+  X(RESULT_LIST, "SELECT id, program, partner, source_ref, kind, child_id,"    \
+                 " instrument, date, data, created_at, updated_at"             \
+                 " FROM results WHERE program = ?1 AND updated_at >= ?2"       \
+                 " AND id > ?3 ORDER BY id LIMIT ?4")                          \
+  X(RESULT_LATEST, "SELECT id, program, partner, source_ref, kind, child_id,"  \
+                   " instrument, date, data, created_at, updated_at"           \
+                   " FROM results WHERE program = ?1 AND child_id = ?2"        \
+                   " AND instrument = ?3 ORDER BY date DESC, id DESC"          \
+                   " LIMIT 1")                                                 \
+  X(INBOX_ADD, "INSERT INTO inbox(partner, ref, due_at, created_at)"           \
+               " VALUES (?1, ?2, ?3, ?3) ON CONFLICT (partner, ref)"           \
+               " DO NOTHING")                                                  \
+  X(INBOX_DUE, "SELECT ref, attempts FROM inbox WHERE partner = ?1"            \
+               " AND due_at <= ?2 ORDER BY due_at, ref LIMIT ?3")              \
+  X(INBOX_DEL, "DELETE FROM inbox WHERE partner = ?1 AND ref = ?2")            \
+  X(INBOX_RETRY, "UPDATE inbox SET due_at = ?3, attempts = attempts + 1,"      \
+                 " last_error = ?4 WHERE partner = ?1 AND ref = ?2")           \
+  X(INBOX_COUNT, "SELECT count(*) FROM inbox WHERE ?1 IS NULL"                 \
+                 " OR partner = ?1")                                           \
+  X(EVENT_ADD, "INSERT INTO events(program, at, kind, ref)"                    \
+               " VALUES (?1, ?2, ?3, ?4)")                                     \
+  X(EVENT_LIST, "SELECT id, at, kind, ref FROM events WHERE program = ?1"      \
                 " AND id > ?2 ORDER BY id LIMIT ?3")
 
 enum {
@@ -142,9 +143,9 @@ void store_resource_release(store_resource *r) {
 /* The current row of a RES_COLS select into *out. */
 static int res_row(sqlite3_stmt *s, store_resource *out, hvg_err *err) {
   static const int cols[] = {0, 1, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-  const char **dst[] = {&out->type,    &out->id,     &out->partner,
-                        &out->program, &out->referral_id, &out->status,
-                        &out->owner,   &out->focus,  &out->patient,
+  const char **dst[] = {&out->type,       &out->id,          &out->partner,
+                        &out->program,    &out->referral_id, &out->status,
+                        &out->owner,      &out->focus,       &out->patient,
                         &out->identifier, &out->body};
   size_t lens[11];
   memset(out, 0, sizeof *out);
@@ -228,8 +229,8 @@ int store_resource_put(store *st, store_resource *r, int64_t expect_version,
     }
   }
   if (!rc && expect_version == 0 && cur)
-    rc = hvg_err_set(err, HVG_ESTATE, "store.resource",
-                     "%s/%s exists already", r->type, r->id);
+    rc = hvg_err_set(err, HVG_ESTATE, "store.resource", "%s/%s exists already",
+                     r->type, r->id);
   else if (!rc && expect_version > 0 && !cur)
     rc = hvg_err_set(err, HVG_ENOTFOUND, "store.resource", "no such resource");
   else if (!rc && expect_version > 0 && cur != expect_version)
@@ -462,9 +463,9 @@ int store_result_put(store *st, const store_result *r, int64_t now_ms,
 
 static int result_row(sqlite3_stmt *s, store_result *out, hvg_err *err) {
   static const int cols[] = {1, 2, 3, 4, 5, 6, 7, 8};
-  const char **dst[] = {&out->program,  &out->partner,    &out->source_ref,
-                        &out->kind,     &out->child_id,   &out->instrument,
-                        &out->date,     &out->data};
+  const char **dst[] = {&out->program, &out->partner,  &out->source_ref,
+                        &out->kind,    &out->child_id, &out->instrument,
+                        &out->date,    &out->data};
   size_t lens[8];
   memset(out, 0, sizeof *out);
   out->mem_ = st__copy_cols(s, cols, 8, dst, lens);

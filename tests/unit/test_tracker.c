@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include "hv_tofhir.h"
@@ -15,9 +16,9 @@
 #include <string.h>
 
 static const char *const S[12] = {
-    "draft",     "requested",   "received", "accepted",
-    "rejected",  "ready",       "cancelled", "in-progress",
-    "on-hold",   "failed",      "completed", "entered-in-error"};
+    "draft",    "requested", "received",  "accepted",
+    "rejected", "ready",     "cancelled", "in-progress",
+    "on-hold",  "failed",    "completed", "entered-in-error"};
 
 /* allowed[from] = the statuses it may become (either party), as a string
  * of the states' initials in the order of S: written by hand from the
@@ -29,8 +30,8 @@ static int allowed(const char *from, const char *to) {
   } m[] = {
       {"draft", {"requested", "cancelled", "entered-in-error"}},
       {"requested",
-       {"received", "accepted", "rejected", "ready", "in-progress",
-        "cancelled", "failed", "entered-in-error"}},
+       {"received", "accepted", "rejected", "ready", "in-progress", "cancelled",
+        "failed", "entered-in-error"}},
       {"received",
        {"accepted", "rejected", "ready", "in-progress", "cancelled", "failed",
         "entered-in-error"}},
@@ -72,10 +73,11 @@ static void test_every_pair(void **state) {
         hvg_err e;
         hvg_err_clear(&e);
         int want = allowed(S[f], S[t]) &&
-                   (f == t || (p == HVG_PARTY_REQUESTER ? requester_sets(S[t])
-                                                        : strcmp(S[t], "draft") &&
-                                                              strcmp(S[t], "requested") &&
-                                                              strcmp(S[t], "entered-in-error")));
+                   (f == t ||
+                    (p == HVG_PARTY_REQUESTER
+                         ? requester_sets(S[t])
+                         : strcmp(S[t], "draft") && strcmp(S[t], "requested") &&
+                               strcmp(S[t], "entered-in-error")));
         int rc = hvg_task_transition_check(S[f], S[t], (hvg_party)p, &e);
         if (want) {
           assert_int_equal(rc, 0);
@@ -102,13 +104,13 @@ static void test_messages(void **state) {
                                              HVG_PARTY_REQUESTER, &e),
                    HVG_ESTATE);
   assert_non_null(strstr(e.msg, "accepted is set by the receiver"));
-  assert_int_equal(hvg_task_transition_check("requested", "done",
-                                             HVG_PARTY_RECEIVER, &e),
-                   HVG_EINVAL);
+  assert_int_equal(
+      hvg_task_transition_check("requested", "done", HVG_PARTY_RECEIVER, &e),
+      HVG_EINVAL);
   assert_non_null(strstr(e.msg, "\"done\" is not a Task status"));
-  assert_int_equal(hvg_task_transition_check(NULL, "done", HVG_PARTY_RECEIVER,
-                                             &e),
-                   HVG_EINVAL);
+  assert_int_equal(
+      hvg_task_transition_check(NULL, "done", HVG_PARTY_RECEIVER, &e),
+      HVG_EINVAL);
 }
 
 static void test_reachable(void **state) {
@@ -116,12 +118,12 @@ static void test_reachable(void **state) {
   /* a poll that saw requested, then completed: steps were missed */
   assert_true(hvg_task_reachable("requested", "completed", HVG_PARTY_RECEIVER));
   assert_true(hvg_task_reachable("received", "on-hold", HVG_PARTY_RECEIVER));
-  assert_false(hvg_task_reachable("completed", "in-progress",
-                                  HVG_PARTY_RECEIVER));
+  assert_false(
+      hvg_task_reachable("completed", "in-progress", HVG_PARTY_RECEIVER));
   assert_false(hvg_task_reachable("rejected", "accepted", HVG_PARTY_RECEIVER));
   /* the requester cannot complete a referral, however it goes */
-  assert_false(hvg_task_reachable("requested", "completed",
-                                  HVG_PARTY_REQUESTER));
+  assert_false(
+      hvg_task_reachable("requested", "completed", HVG_PARTY_REQUESTER));
   assert_true(hvg_task_reachable("draft", "cancelled", HVG_PARTY_REQUESTER));
   assert_false(hvg_task_reachable("requested", "bogus", HVG_PARTY_RECEIVER));
   /* direct transitions are reachable too */
@@ -173,14 +175,13 @@ static void test_hv_status(void **state) {
 static void test_program_statuses(void **state) {
   (void)state;
   const char *why;
-  assert_string_equal(hv_task_status_for("family_declined", &why),
-                      "cancelled");
+  assert_string_equal(hv_task_status_for("family_declined", &why), "cancelled");
   assert_string_equal(why, "family declined");
   assert_string_equal(hv_task_status_for("withdrawn", &why), "cancelled");
   assert_string_equal(hv_task_status_for("unable_to_reach", &why), "failed");
   /* the receiver's statuses and the initial one do not move the Task */
-  const char *none[] = {"referred", "linked", "scheduled", "completed",
-                        "declined", NULL};
+  const char *none[] = {"referred",  "linked",   "scheduled",
+                        "completed", "declined", NULL};
   for (size_t i = 0; i < 6; i++) {
     why = "x";
     assert_null(hv_task_status_for(none[i], &why));
@@ -190,18 +191,21 @@ static void test_program_statuses(void **state) {
   const char *set[] = {"family_declined", "withdrawn", "unable_to_reach"};
   for (size_t i = 0; i < 3; i++) {
     hvg_err e;
-    assert_int_equal(hvg_task_transition_check(
-                         "requested", hv_task_status_for(set[i], NULL),
-                         HVG_PARTY_REQUESTER, &e),
+    assert_int_equal(hvg_task_transition_check("requested",
+                                               hv_task_status_for(set[i], NULL),
+                                               HVG_PARTY_REQUESTER, &e),
                      0);
   }
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_every_pair), cmocka_unit_test(test_messages),
-      cmocka_unit_test(test_reachable),  cmocka_unit_test(test_final),
-      cmocka_unit_test(test_hv_status),  cmocka_unit_test(test_program_statuses),
+      cmocka_unit_test(test_every_pair),
+      cmocka_unit_test(test_messages),
+      cmocka_unit_test(test_reachable),
+      cmocka_unit_test(test_final),
+      cmocka_unit_test(test_hv_status),
+      cmocka_unit_test(test_program_statuses),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
