@@ -409,23 +409,33 @@ static int fs__valid(const cJSON *t) {
   return ok;
 }
 
+/* The gateway's copy of Task task_id and its tree: 0 (the caller releases
+ * *row and deletes *t), HVG_ENOTFOUND (none, or task_id NULL), HVG_EIO (it
+ * does not parse), a store error. */
+static int fs__hosted(hvg_fsrv *s, const char *task_id, store_resource *row,
+                      cJSON **t, hvg_err *e) {
+  *t = NULL;
+  if (!task_id)
+    return HVG_ENOTFOUND;
+  int rc = store_resource_get(s->st, "Task", task_id, row, e);
+  if (rc)
+    return rc;
+  if (fhir_json_parse(row->body, row->body_len, FS__MAX_BODY, t, e)) {
+    store_resource_release(row);
+    return HVG_EIO;
+  }
+  return 0;
+}
+
 /* Updates the hosted Task of a referral with what the receiver changed. */
 static int fs__host_progress(hvg_fsrv *s, const char *task_id, const cJSON *src,
                              int64_t now, int *changed, hvg_err *e) {
   *changed = 0;
-  if (!task_id)
-    return 0;
   store_resource row;
-  int rc = store_resource_get(s->st, "Task", task_id, &row, e);
-  if (rc == HVG_ENOTFOUND)
-    return 0;
+  cJSON *t;
+  int rc = fs__hosted(s, task_id, &row, &t, e);
   if (rc)
-    return rc;
-  cJSON *t = NULL;
-  if (fhir_json_parse(row.body, row.body_len, FS__MAX_BODY, &t, e)) {
-    store_resource_release(&row);
-    return HVG_EIO;
-  }
+    return rc == HVG_ENOTFOUND ? 0 : rc;
   int c = fs__copy_progress(t, src);
   if (c > 0 && !fs__valid(t)) {
     /* what the partner's server put there is not valid R4 for us to
@@ -644,16 +654,10 @@ static int fs__host(hvg_fsrv *s, const char *type, const char *id,
 static int fs__host_status(hvg_fsrv *s, const char *task_id, const char *status,
                            const char *reason, int64_t now, hvg_err *e) {
   store_resource row;
-  int rc = store_resource_get(s->st, "Task", task_id, &row, e);
-  if (rc == HVG_ENOTFOUND)
-    return 0;
+  cJSON *t;
+  int rc = fs__hosted(s, task_id, &row, &t, e);
   if (rc)
-    return rc;
-  cJSON *t = NULL;
-  if (fhir_json_parse(row.body, row.body_len, FS__MAX_BODY, &t, e)) {
-    store_resource_release(&row);
-    return HVG_EIO;
-  }
+    return rc == HVG_ENOTFOUND ? 0 : rc;
   cJSON *st = cJSON_CreateString(status);
   cJSON *sr = cJSON_CreateObject();
   if (!st || !sr || (reason && !cJSON_AddStringToObject(sr, "text", reason))) {
