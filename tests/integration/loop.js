@@ -25,7 +25,10 @@
 //     failed with a statusReason), or are refused with a warning when the
 //     partner has completed it;
 //  8. everything the endpoint answered validates against the R4
-//     definitions (tests/conformance/validate.js).
+//     definitions (tests/conformance/validate.js);
+//  9. the daemon over HTTPS: a partner's client certificate (mutual TLS)
+//     authenticates it, one no partner lists does not, a bearer token
+//     still does.
 // usage: loop.js HVGATE SOURCE_DIR WORK_DIR
 'use strict';
 const { spawn, spawnSync } = require('child_process');
@@ -417,6 +420,57 @@ async function main() {
   const end = await sv.done;
   check(end.rc === 0, 'SIGTERM: clean exit');
   check(!/Sof[ií]a|Nia|Mateo|2024-02-19|Lopez/.test(sv.log()), 'no names or birth dates in the daemon\'s log');
+
+  // ---- 9: the daemon over HTTPS: partners by client certificate ------------
+  const ossl = (...a) => spawnSync('openssl', a, { cwd: work, encoding: 'utf8' });
+  ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=hvgate test CA');
+  const leaf = (name, ext) => {
+    ossl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    fs.writeFileSync(path.join(work, `${name}.ext`), ext);
+    ossl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+      '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
+  };
+  leaf('gateway', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  leaf('county', 'extendedKeyUsage=clientAuth\n');
+  leaf('stranger', 'extendedKeyUsage=clientAuth\n');
+  const w = (f) => path.join(work, f);
+  const der = new crypto.X509Certificate(fs.readFileSync(w('county.pem'))).raw;
+  const c2 = JSON.parse(fs.readFileSync(cfg, 'utf8'));
+  c2.tls = { cert_file: w('gateway.pem'), key_file: w('gateway.key'), client_ca_file: w('ca.pem') };
+  c2.partners.find((p) => p.id === 'county-ei').inbound.client_cert_sha256 = [crypto.createHash('sha256').update(der).digest('hex')];
+  delete c2.programs[0].webhook;
+  const cfgTls = path.join(work, 'gw-tls.json');
+  fs.writeFileSync(cfgTls, JSON.stringify(c2));
+  const sv2 = serve(cfgTls);
+  let tport = 0;
+  for (let i = 0; i < 200 && !tport; i++) {
+    await sleep(50);
+    const st = events(sv2.log(), 'started');
+    if (st.length) tport = st[0].http_port;
+  }
+  const https = require('https');
+  const tget = (opts) => new Promise((resolve) => {
+    const q = https.request({ host: '127.0.0.1', port: tport, path: '/fhir/Task?_count=500', ca: fs.readFileSync(w('ca.pem')), ...opts }, (res) => {
+      let b = '';
+      res.on('data', (c) => { b += c; });
+      res.on('end', () => resolve({ status: res.statusCode, body: b }));
+    });
+    q.on('error', (e) => resolve({ status: 0, error: String(e) }));
+    q.end();
+  });
+  let tr = await tget({ cert: fs.readFileSync(w('county.pem')), key: fs.readFileSync(w('county.key')) });
+  const tb = tr.status === 200 ? JSON.parse(tr.body) : {};
+  check(tr.status === 200 && tb.total === own['county-ei'].length, `HTTPS: the partner's client certificate authenticates it (${tr.status}, ${tb.total} Tasks)`, tr.body || tr.error);
+  tr = await tget({ cert: fs.readFileSync(w('stranger.pem')), key: fs.readFileSync(w('stranger.key')) });
+  check(tr.status === 401, `HTTPS: a certificate of the CA that no partner lists: 401 (${tr.status})`);
+  tr = await tget({ headers: as('riverside-peds') });
+  /* Riverside's Tasks: its referral's, and that of the referral it made to the program */
+  check(tr.status === 200 && JSON.parse(tr.body).total === 2, 'HTTPS: without a certificate, a bearer token still works',
+    tr.body || tr.error);
+  tr = await tget({ ca: undefined, rejectUnauthorized: true });
+  check(tr.status === 0 && /self.signed|unable to verify|certificate/i.test(tr.error), 'HTTPS: the gateway\'s certificate is not trusted without its CA');
+  sv2.proc.kill('SIGTERM');
+  check((await sv2.done).rc === 0, 'HTTPS daemon: clean exit');
   peer.proc.kill('SIGTERM');
 
   // ---- 8: conformance of what the endpoint emitted ---------------------------
