@@ -443,6 +443,54 @@ static int http__hv_export(serve_http *h, const hvg_httpd_req *req,
   return rc;
 }
 
+/* POST /hv/{program}/referrals/{id}/status {"status": "linked", "reason":
+ * "..."}: the program moves a referral a practice made to it. */
+static int http__hv_referral_status(void *ctx, const hvg_httpd_req *req,
+                                    hvg_httpd_resp *resp) {
+  serve_http *h = ctx;
+  int rc = 0;
+  const hvg_program *prog = http__program(h, req, resp, &rc);
+  if (!prog)
+    return rc;
+  cJSON *body = cJSON_ParseWithLength(req->body, req->body_len);
+  const cJSON *st = cJSON_GetObjectItemCaseSensitive(body, "status");
+  const cJSON *why = cJSON_GetObjectItemCaseSensitive(body, "reason");
+  if (!cJSON_IsString(st) || (why && !cJSON_IsString(why))) {
+    cJSON_Delete(body);
+    return hvg_httpd_resp_error(resp, 400, "the body is {\"status\": "
+                                           "\"linked\", \"reason\": "
+                                           "\"...\"}");
+  }
+  hvg_fres r;
+  memset(&r, 0, sizeof r);
+  rc = hvg_fsrv_program_update(hvg_fhir_http_server(h->fhir), prog,
+                               hvg_httpd_path_param(req, "id"),
+                               st->valuestring,
+                               cJSON_IsString(why) ? why->valuestring : NULL,
+                               store_now_ms(), &r);
+  cJSON_Delete(body);
+  if (!rc && r.status >= 400)
+    rc = hvg_httpd_resp_error(resp, r.status, r.diagnostics);
+  else if (!rc) {
+    cJSON *o = cJSON_CreateObject();
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(r.body, "status");
+    if (!o || !cJSON_AddStringToObject(o, "referral_id",
+                                       hvg_httpd_path_param(req, "id")) ||
+        !cJSON_AddStringToObject(o, "status", st->valuestring) ||
+        (cJSON_IsString(ts) &&
+         !cJSON_AddStringToObject(o, "task_status", ts->valuestring)))
+      rc = HVG_ENOMEM;
+    char *text = rc ? NULL : cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    rc = text ? hvg_httpd_resp_send(resp, 200, "application/json", text,
+                                    strlen(text))
+              : HVG_ENOMEM;
+    free(text);
+  }
+  hvg_fres_reset(&r);
+  return rc;
+}
+
 static int http__hv_referrals(void *ctx, const hvg_httpd_req *req,
                               hvg_httpd_resp *resp) {
   return http__hv_export(ctx, req, resp, HVG_EXPORT_REFERRALS);
@@ -503,6 +551,9 @@ static int http__setup(serve_http *h, hvg_httpd *s, hvg_err *err) {
   if (!rc)
     rc = hvg_httpd_route(s, "GET /hv/{program}/results", http__hv_results, h,
                          err);
+  if (!rc)
+    rc = hvg_httpd_route(s, "POST /hv/{program}/referrals/{id}/status",
+                         http__hv_referral_status, h, err);
   return rc;
 }
 

@@ -811,6 +811,10 @@ int hvg_fhir_http_new(hvg_fhir_http **out, const hvg_config *cfg, store *st,
   return 0;
 }
 
+hvg_fsrv *hvg_fhir_http_server(hvg_fhir_http *h) {
+  return h ? h->srv : NULL;
+}
+
 int hvg_fhir_http_flush(hvg_fhir_http *h) {
   if (!h || !store_tx_depth(h->st))
     return 0;

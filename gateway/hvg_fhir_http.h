@@ -39,6 +39,10 @@ int hvg_fhir_http_new(hvg_fhir_http **out, const hvg_config *cfg, store *st,
                       hvg_httpd *srv, hvg_err *err);
 void hvg_fhir_http_free(hvg_fhir_http *h);
 
+/* The FHIR server behind the endpoint (for the HV API's referral updates,
+ * on the same loop thread and store handle). */
+hvg_fsrv *hvg_fhir_http_server(hvg_fhir_http *h);
+
 /* Group commit (hvg_httpd_opts.on_batch): the handlers keep one store
  * transaction open across the requests of a turn of the loop; this commits
  * it. Returns 0 (committed, or nothing open) or 503 (the commit failed:

@@ -167,6 +167,22 @@ int hvg_fsrv_track_referral(hvg_fsrv *s, const hvg_fsrv_referral *ref,
                             int64_t now_ms, char *warning, size_t cap,
                             hvg_err *err);
 
+/* ---- the program's side of a referral a practice made to it ----------- */
+
+/* The program (the receiver) moves a referral a practice made to it, by
+ * its home visiting status: linked -> accepted, scheduled -> in-progress,
+ * completed -> completed, declined -> rejected, unable_to_reach -> failed
+ * (reason: the statusReason text, may be NULL). The change is checked by
+ * the tracker (state machine, receiver's statuses), recorded with actor
+ * "program:ID" and source "api", and the gateway's Task follows, where the
+ * practice reads it. r: 200 with the Task; 404 for an unknown referral or
+ * one the program sent itself; 400 for a status the receiver cannot set;
+ * 422 when the loop refuses the change (why in r). Returns 0 or a gateway
+ * failure. */
+int hvg_fsrv_program_update(hvg_fsrv *s, const hvg_program *prog,
+                            const char *referral_id, const char *hv_status,
+                            const char *reason, int64_t now_ms, hvg_fres *r);
+
 /* Delivery asks whether the Task of a changed referral Bundle may carry
  * its status to the partner: 1 when the tracker holds the referral at
  * `task_status` because the program set it (the change was accepted), 0

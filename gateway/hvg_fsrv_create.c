@@ -328,9 +328,6 @@ static int fs__referral_in(hvg_fsrv *s, const fs__op *op, const char *id,
                          "performer");
   }
   cJSON *d = cJSON_CreateObject();
-  const char *own = fs__str(
-      cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(t, "identifier"), 0),
-      "value");
   char date[11] = "", today[11];
   fhir_date_utc((time_t)(op->now / 1000), today);
   if (!fs__date_of(t, "authoredOn", NULL, date))
@@ -366,7 +363,9 @@ static int fs__referral_in(hvg_fsrv *s, const fs__op *op, const char *id,
     }
   }
   const char *sex = fs__str(pat, "gender");
-  int ok = d && fs__put(d, "record_id", own ? own : id) &&
+  /* the record id is the gateway's referral id: the one the program names
+   * when it moves the referral (POST /hv/{program}/referrals/{id}/status) */
+  int ok = d && fs__put(d, "record_id", id) &&
            fs__put(d, "referral.direction", "inbound") &&
            fs__put(d, "referral.date", date) &&
            fs__put(d, "referral.service_type", svc ? svc->id : NULL) &&

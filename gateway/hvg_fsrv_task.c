@@ -784,3 +784,79 @@ int hvg_fsrv_program_status_applies(store *st, const char *program,
   store_referral_history_free(mem);
   return applies;
 }
+
+/* ---- the program as the receiver ----------------------------------------- */
+
+static int fs__program_update_op(hvg_fsrv *s, const hvg_program *prog,
+                                 const char *referral_id, const char *to,
+                                 const char *hv_status, const char *reason,
+                                 int64_t now, hvg_fres *r) {
+  hvg_err e;
+  store_referral ref;
+  int rc = store_referral_get(s->st, prog->id, referral_id, &ref, &e);
+  if (rc == HVG_ENOTFOUND ||
+      (!rc && (!ref.direction || strcmp(ref.direction, "inbound")))) {
+    if (!rc)
+      store_referral_release(&ref);
+    return hvg_fres_fail(r, 404, "not-found", NULL,
+                         "no referral %.64s made to program %.64s by a "
+                         "practice",
+                         referral_id, prog->id);
+  }
+  if (rc)
+    return fs__internal(r, rc, &e);
+  if (hvg_task_transition_check(ref.status, to, HVG_PARTY_RECEIVER, &e)) {
+    store_referral_release(&ref);
+    return hvg_fres_fail(r, 422, "business-rule", "status", "%s", e.msg);
+  }
+  char actor[160];
+  snprintf(actor, sizeof actor, "program:%s", prog->id);
+  if (strcmp(ref.status, to))
+    rc = fs__transition(s, prog->id, referral_id, ref.status, to, actor,
+                        "api", reason, hv_status, now, &e);
+  if (!rc && ref.task_id && strcmp(ref.status, to))
+    rc = fs__host_status(s, ref.task_id, to, reason, now, &e);
+  store_resource row;
+  int have = !rc && ref.task_id &&
+             !store_resource_get(s->st, "Task", ref.task_id, &row, &e);
+  store_referral_release(&ref);
+  if (rc)
+    return fs__internal(r, rc, &e);
+  if (have) {
+    rc = fs__answer_row(r, 200, &row);
+    store_resource_release(&row);
+    return rc;
+  }
+  r->status = 200;
+  return 0;
+}
+
+int hvg_fsrv_program_update(hvg_fsrv *s, const hvg_program *prog,
+                            const char *referral_id, const char *hv_status,
+                            const char *reason, int64_t now_ms, hvg_fres *r) {
+  static const struct {
+    const char *hv, *task;
+  } m[] = {{"linked", "accepted"},
+           {"scheduled", "in-progress"},
+           {"completed", "completed"},
+           {"declined", "rejected"},
+           {"unable_to_reach", "failed"}};
+  const char *to = NULL;
+  for (size_t i = 0; hv_status && i < sizeof m / sizeof *m; i++)
+    if (!strcmp(hv_status, m[i].hv))
+      to = m[i].task;
+  if (!to)
+    return hvg_fres_fail(r, 400, "code-invalid", "status",
+                         "a program receiving a referral sets linked, "
+                         "scheduled, completed, declined or unable_to_reach");
+  hvg_err e;
+  int rc = store_tx_begin(s->st, &e);
+  if (rc)
+    return fs__internal(r, rc, &e);
+  rc = fs__program_update_op(s, prog, referral_id, to, hv_status, reason,
+                             now_ms, r);
+  int trc = store_tx_end(s->st, rc == 0 && r->status < 300, &e);
+  if (!rc && trc)
+    rc = fs__internal(r, trc, &e);
+  return rc;
+}

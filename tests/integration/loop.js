@@ -328,6 +328,7 @@ async function main() {
   check(r.status === 200 && txr.type === 'transaction-response' && txr.entry.length === 3 &&
     txr.entry.every((e) => /^201/.test(e.response.status)), 'a referral to home visiting: XML transaction, three creates', r.text);
   const inTask = txr && txr.entry.map((e) => e.response.location).find((l) => l.startsWith('Task/'));
+  const inSr = txr && txr.entry.map((e) => e.response.location).find((l) => l.startsWith('ServiceRequest/')).split('/')[1];
   r = await fhir('riverside-peds', 'GET', inTask ? inTask.split('/_history')[0] : 'Task/x');
   check(r.status === 200 && r.body.owner.reference === 'Organization/sunrise-hv' && /^ServiceRequest\//.test(r.body.focus.reference),
     'its Task is on the gateway, owned by the program');
@@ -362,7 +363,28 @@ async function main() {
   const inbound = ex.rows.find((x) => x.direction === 'inbound');
   check(inbound && inbound.referred_from_org_id === '1234567893' && inbound.child_first_name === 'Mateo' &&
     inbound.child_dob === '2026-05-01' && inbound.status === 'referred' && inbound.referral_date === '2026-11-20' &&
-    inbound.referral_id === 'REF-HV-1', 'export: the referral from the practice, with the child and who referred', JSON.stringify(inbound));
+    inbound.referral_id === inSr, 'export: the referral from the practice, with the child and who referred', JSON.stringify(inbound));
+  // the program, as the receiver, moves it: linked, then an invalid jump
+  const hvPost = (id, body, tok = programToken) => request(port, 'POST', `/hv/sunrise-hv/referrals/${id}/status`,
+    { headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' }, body });
+  let hp = await hvPost(inSr, { status: 'linked' });
+  check(hp.status === 200 && json(hp).task_status === 'accepted', `the program marks the practice's referral linked (${hp.status})`, hp.text);
+  r = await fhir('riverside-peds', 'GET', inTask.split('/_history')[0]);
+  check(r.body.status === 'accepted', 'the practice sees its Task accepted');
+  hp = await hvPost(inSr, { status: 'completed' });
+  check(hp.status === 422 && /accepted cannot become completed/.test(hp.text), 'linked -> completed in one step: 422', hp.text);
+  hp = await hvPost(inSr, { status: 'withdrawn' });
+  check(hp.status === 400, 'a status the receiver does not set: 400');
+  hp = await hvPost(pushRef, { status: 'linked' });
+  check(hp.status === 404, "the program's own referral cannot be moved as a receiver: 404");
+  hp = await hvPost(inSr, { status: 'scheduled' }, tokens['riverside-peds']);
+  check(hp.status === 401, "a partner's token on the program's API: 401");
+  hp = await hvPost(inSr, { status: 'scheduled', reason: 'first visit on 2026-12-08' });
+  check(hp.status === 200 && json(hp).task_status === 'in-progress', 'scheduled');
+  ex = exportRows('referrals');
+  const inb2 = ex.rows.find((x) => x.referral_id === inSr);
+  check(inb2 && inb2.status === 'scheduled' && inb2.linked_date === today && inb2.scheduled_date === today,
+    'export: the practice\'s referral linked and scheduled, with dates', JSON.stringify(inb2));
   const api = await request(port, 'GET', '/hv/sunrise-hv/referrals?format=ndjson', { headers: { authorization: `Bearer ${programToken}` } });
   const apiRows = api.text.split('\n').filter((l) => l).map((l) => JSON.parse(l));
   check(api.status === 200 && apiRows.length === ex.rows.length && apiRows.some((x) => x.direction === 'inbound'),
