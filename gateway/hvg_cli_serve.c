@@ -9,6 +9,7 @@
 #include "hvg_deliver.h"
 #include "hvg_export.h"
 #include "hvg_fhir_http.h"
+#include "hvg_fsrv.h"
 #include "hvg_httpd.h"
 #include "hvg_ingest.h"
 #include "hvg_metrics.h"
@@ -258,21 +259,6 @@ static int http__metrics(void *ctx, const hvg_httpd_req *req,
   return rc;
 }
 
-/* The value of `key` in a query string (not decoded: source names are
- * plain), copied into out[cap]; 0 when absent. */
-static int http__query(const char *q, const char *key, char *out, size_t cap) {
-  size_t kl = strlen(key);
-  for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
-    if (!strncmp(p, key, kl) && p[kl] == '=') {
-      size_t n = strcspn(p + kl + 1, "&");
-      if (n >= cap)
-        return 0;
-      memcpy(out, p + kl + 1, n);
-      out[n] = '\0';
-      return 1;
-    }
-  return 0;
-}
 
 /* The program's credential for /hv/{program}/...: the program, or NULL
  * with the 401/403/404 answer set in *rc. */
@@ -315,7 +301,7 @@ static int http__intake(void *ctx, const hvg_httpd_req *req,
   if (hvg_fhir_http_flush(h->fhir))
     return hvg_httpd_resp_error(resp, 503, "the store is not available");
   char source[128] = "";
-  int has_source = http__query(req->query, "source", source, sizeof source);
+  int has_source = hvg_fsrv_query_param(req->query, "source", source, sizeof source);
   char *text = NULL;
   size_t tlen = 0;
   FILE *issues = open_memstream(&text, &tlen);
@@ -397,21 +383,13 @@ static int http__hv_export(serve_http *h, const hvg_httpd_req *req,
   x.what = what;
   x.format = HV_EXPORT_NDJSON;
   char v[64];
-  if (http__query(req->query, "format", v, sizeof v)) {
+  if (hvg_fsrv_query_param(req->query, "format", v, sizeof v)) {
     if (!strcmp(v, "csv"))
       x.format = HV_EXPORT_CSV;
     else if (strcmp(v, "ndjson"))
       return hvg_httpd_resp_error(resp, 400, "format is ndjson or csv");
   }
-  if (http__query(req->query, "since", v, sizeof v)) {
-    for (char *p = v; *p; p++) /* the '+' of a time zone, encoded */
-      if (p[0] == '%' && p[1] == '2' && (p[2] == 'B' || p[2] == 'b')) {
-        *p = '+';
-        memmove(p + 1, p + 3, strlen(p + 3) + 1);
-      } else if (p[0] == '%' && p[1] == '3' && (p[2] == 'A' || p[2] == 'a')) {
-        *p = ':';
-        memmove(p + 1, p + 3, strlen(p + 3) + 1);
-      }
+  if (hvg_fsrv_query_param(req->query, "since", v, sizeof v)) {
     if ((x.since_ms = hvg_export_since(v)) < 0)
       return hvg_httpd_resp_error(resp, 400, "since must be YYYY-MM-DD or an "
                                              "instant with a time zone");

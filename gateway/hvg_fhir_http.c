@@ -51,44 +51,14 @@ static int fh__media(const char *v, size_t n) {
   return -1;
 }
 
-/* The value of `key` in the raw query, percent-decoded into out. */
-static int fh__qparam(const char *q, const char *key, char *out, size_t cap) {
-  size_t kl = strlen(key);
-  for (const char *p = q; p && *p;) {
-    const char *amp = strchr(p, '&');
-    size_t len = amp ? (size_t)(amp - p) : strlen(p);
-    if (len > kl && !strncmp(p, key, kl) && p[kl] == '=') {
-      size_t o = 0;
-      for (size_t i = kl + 1; i < len && o + 1 < cap; i++) {
-        char c = p[i];
-        if (c == '%' && i + 2 < len + 1) {
-          char hx[3] = {p[i + 1], p[i + 2], 0};
-          char *e;
-          long v = strtol(hx, &e, 16);
-          if (!*e && v > 0) {
-            c = (char)v;
-            i += 2;
-          }
-        } else if (c == '+') {
-          c = ' ';
-        }
-        out[o++] = c;
-      }
-      out[o] = '\0';
-      return 1;
-    }
-    p = amp ? amp + 1 : NULL;
-  }
-  return 0;
-}
 
 /* The response format: _format, else Accept (JSON when it allows any).
  * 0 JSON, 1 XML, -1 nothing acceptable (406). */
 static int fh__format(const hvg_httpd_req *req, int *pretty) {
   char v[128];
   *pretty =
-      fh__qparam(req->query, "_pretty", v, sizeof v) && !strcmp(v, "true");
-  if (fh__qparam(req->query, "_format", v, sizeof v)) {
+      hvg_fsrv_query_param(req->query, "_pretty", v, sizeof v) && !strcmp(v, "true");
+  if (hvg_fsrv_query_param(req->query, "_format", v, sizeof v)) {
     for (char *sp = strchr(v, ' '); sp; sp = strchr(sp, ' '))
       *sp = '+'; /* "application/fhir+xml" typed into a query unencoded */
     return fh__media(v, strlen(v));

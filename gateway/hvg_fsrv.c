@@ -728,6 +728,25 @@ static int64_t fs__etag_version(const char *v) {
   return n > 0 && (*end == '"' || !*end) ? (int64_t)n : 0;
 }
 
+/* Decodes a query value in place: %XX (not %00) and '+' as a space. */
+static void fs__unpercent(char *v) {
+  char *w = v;
+  for (const char *q = v; *q; q++) {
+    if (*q == '%' && q[1] && q[2]) {
+      char hx[3] = {q[1], q[2], 0};
+      char *e2;
+      long c = strtol(hx, &e2, 16);
+      if (!*e2 && c > 0) {
+        *w++ = (char)c;
+        q += 2;
+        continue;
+      }
+    }
+    *w++ = *q == '+' ? ' ' : *q;
+  }
+  *w = '\0';
+}
+
 int hvg_fsrv_query(char *buf, hvg_fparam *params, size_t max) {
   size_t n = 0;
   for (char *p = buf; p && *p;) {
@@ -742,26 +761,31 @@ int hvg_fsrv_query(char *buf, hvg_fparam *params, size_t max) {
       params[n].value = eq ? eq + 1 : p + strlen(p); /* in buf: written */
       if (eq)
         *eq = '\0';
-      char *w = (char *)params[n].value; /* decode in place */
-      for (const char *q = params[n].value; *q; q++) {
-        if (*q == '%' && q[1] && q[2]) {
-          char hx[3] = {q[1], q[2], 0};
-          char *e2;
-          long c = strtol(hx, &e2, 16);
-          if (!*e2 && c > 0) {
-            *w++ = (char)c;
-            q += 2;
-            continue;
-          }
-        }
-        *w++ = *q == '+' ? ' ' : *q;
-      }
-      *w = '\0';
+      fs__unpercent((char *)params[n].value);
       n++;
     }
     p = amp ? amp + 1 : NULL;
   }
   return (int)n;
+}
+
+int hvg_fsrv_query_param(const char *query, const char *key, char *out,
+                         size_t cap) {
+  size_t kl = strlen(key);
+  for (const char *p = query; p && *p;) {
+    const char *amp = strchr(p, '&');
+    size_t len = amp ? (size_t)(amp - p) : strlen(p);
+    if (len > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+      if (len - kl - 1 >= cap)
+        return 0;
+      memcpy(out, p + kl + 1, len - kl - 1);
+      out[len - kl - 1] = '\0';
+      fs__unpercent(out);
+      return 1;
+    }
+    p = amp ? amp + 1 : NULL;
+  }
+  return 0;
 }
 
 /* One entry of a Bundle: dispatch on request.method and url. `tree` is

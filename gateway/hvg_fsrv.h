@@ -92,6 +92,11 @@ typedef struct hvg_fparam {
  * Returns the count, or -1 when there are more than max. */
 int hvg_fsrv_query(char *buf, hvg_fparam *params, size_t max);
 
+/* The first value of parameter `key` in a raw query string, decoded the
+ * same way, into out[cap]: 1, or 0 when absent or longer than cap - 1. */
+int hvg_fsrv_query_param(const char *query, const char *key, char *out,
+                         size_t cap);
+
 /* The interactions. `who` is the authenticated partner. Each fills *r (the
  * caller resets it) and returns 0; a negative HVG_E* only for failures of
  * the gateway itself (store I/O, out of memory: r then holds a 500/503).
