@@ -30,5 +30,6 @@ int hvg_cli_serve(int argc, char **argv);
 int hvg_cli_status(int argc, char **argv);
 int hvg_cli_replay(int argc, char **argv);
 int hvg_cli_export(int argc, char **argv);
+int hvg_cli_report(int argc, char **argv);
 
 #endif

@@ -282,3 +282,231 @@ int hvg_export_run(store *st, const hvg_export_req *req,
   hvg_buf_free(&b);
   return rc;
 }
+
+/* ---- the coordination report -----------------------------------------------
+ */
+
+#define RP__SERVICES 64
+
+/* One service's counts and the days to linkage and completion. */
+typedef struct rp__bucket {
+  char service[64];
+  unsigned long referrals, open, linked, completed, closed;
+  long *to_linked, *to_completed; /* days, n = linked / completed kept */
+  size_t n_linked, n_completed, cap_linked, cap_completed;
+} rp__bucket;
+
+static int rp__push(long **v, size_t *n, size_t *cap, long x) {
+  if (*n == *cap) {
+    size_t c = *cap ? *cap * 2 : 64;
+    long *nv = realloc(*v, c * sizeof *nv);
+    if (!nv)
+      return HVG_ENOMEM;
+    *v = nv;
+    *cap = c;
+  }
+  (*v)[(*n)++] = x;
+  return 0;
+}
+
+static int rp__cmp(const void *a, const void *b) {
+  long x = *(const long *)a, y = *(const long *)b;
+  return (x > y) - (x < y);
+}
+
+/* The median of v[0..n) (sorted here), or -1 when empty. */
+static double rp__median(long *v, size_t n) {
+  if (!n)
+    return -1;
+  qsort(v, n, sizeof *v, rp__cmp);
+  return n % 2 ? (double)v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
+/* Days from the referral date to a loop date ("" -> no sample). */
+static int rp__days(const char *from, const char *to, long *d) {
+  long a, b;
+  if (!from || !to || !*to || fhir_date_days(from, &a) ||
+      fhir_date_days(to, &b) || b < a)
+    return 0;
+  *d = b - a;
+  return 1;
+}
+
+static rp__bucket *rp__bucket_for(rp__bucket *bk, size_t *n,
+                                  const char *service) {
+  for (size_t i = 0; i < *n; i++)
+    if (!strcmp(bk[i].service, service))
+      return &bk[i];
+  if (*n == RP__SERVICES)
+    return NULL;
+  rp__bucket *b = &bk[(*n)++];
+  memset(b, 0, sizeof *b);
+  snprintf(b->service, sizeof b->service, "%s", service);
+  return b;
+}
+
+static int rp__count(rp__bucket *b, const ex__dates *d, const char *status,
+                     const char *date) {
+  b->referrals++;
+  int final = hvg_task_status_final(status);
+  int done = !strcmp(status, "completed");
+  if (d->linked[0] || d->scheduled[0] || done)
+    b->linked++;
+  if (done)
+    b->completed++;
+  else if (final)
+    b->closed++;
+  else if (!d->linked[0] && !d->scheduled[0])
+    b->open++;
+  long days;
+  const char *linked = d->linked[0]      ? d->linked
+                       : d->scheduled[0] ? d->scheduled
+                                         : d->completed;
+  int rc = 0;
+  if (rp__days(date, linked, &days))
+    rc = rp__push(&b->to_linked, &b->n_linked, &b->cap_linked, days);
+  if (!rc && rp__days(date, d->completed, &days))
+    rc = rp__push(&b->to_completed, &b->n_completed, &b->cap_completed, days);
+  return rc;
+}
+
+static int rp__write(hvg_buf *out, int json, rp__bucket *bk, size_t n,
+                     const unsigned long *in_status, const char *const *names,
+                     size_t n_in, const char *program) {
+  int rc = 0;
+  if (json) {
+    rc = hvg_buf_adds(out, "{\"program\":");
+    rc = rc ? rc : hvg_buf_add_json_str(out, program);
+    rc = rc ? rc : hvg_buf_adds(out, ",\"referrals\":[");
+  } else {
+    rc = hvg_buf_printf(out, "%-26s %9s %6s %6s %9s %6s %14s %16s\n", "service",
+                        "referrals", "open", "linked", "completed", "closed",
+                        "days-to-linked", "days-to-complete");
+  }
+  for (size_t i = 0; !rc && i < n; i++) {
+    rp__bucket *b = &bk[i];
+    double ml = rp__median(b->to_linked, b->n_linked);
+    double mc = rp__median(b->to_completed, b->n_completed);
+    if (json) {
+      rc = hvg_buf_printf(out, "%s{\"service\":", i ? "," : "");
+      rc = rc ? rc : hvg_buf_add_json_str(out, b->service);
+      rc = rc ? rc
+              : hvg_buf_printf(out,
+                               ",\"referrals\":%lu,\"open\":%lu,\"linked\":%lu,"
+                               "\"completed\":%lu,\"closed\":%lu",
+                               b->referrals, b->open, b->linked, b->completed,
+                               b->closed);
+      if (!rc && ml >= 0)
+        rc = hvg_buf_printf(out, ",\"median_days_to_linked\":%.1f", ml);
+      if (!rc && mc >= 0)
+        rc = hvg_buf_printf(out, ",\"median_days_to_completed\":%.1f", mc);
+      rc = rc ? rc : hvg_buf_addc(out, '}');
+    } else {
+      char l[16] = "-", c[16] = "-";
+      if (ml >= 0)
+        snprintf(l, sizeof l, "%.1f", ml);
+      if (mc >= 0)
+        snprintf(c, sizeof c, "%.1f", mc);
+      rc = hvg_buf_printf(out, "%-26s %9lu %6lu %6lu %9lu %6lu %14s %16s\n",
+                          b->service, b->referrals, b->open, b->linked,
+                          b->completed, b->closed, l, c);
+    }
+  }
+  if (!rc && json) {
+    rc = hvg_buf_adds(out, "],\"from_practices\":{");
+    for (size_t i = 0, k = 0; !rc && i < n_in; i++)
+      if (in_status[i])
+        rc = hvg_buf_printf(out, "%s\"%s\":%lu", k++ ? "," : "", names[i],
+                            in_status[i]);
+    rc = rc ? rc : hvg_buf_adds(out, "}}\n");
+  } else if (!rc) {
+    rc = hvg_buf_adds(out, "referrals from practices:");
+    unsigned long total = 0;
+    for (size_t i = 0; !rc && i < n_in; i++)
+      if (in_status[i]) {
+        total += in_status[i];
+        rc = hvg_buf_printf(out, " %s %lu", names[i], in_status[i]);
+      }
+    rc = rc ? rc : hvg_buf_adds(out, total ? "\n" : " none\n");
+  }
+  return rc;
+}
+
+int hvg_export_report(store *st, const hvg_program *prog, int64_t since_ms,
+                      int json, hvg_buf *out, hvg_err *err) {
+  if (!st || !prog || !out)
+    return hvg_err_set(err, HVG_EINVAL, NULL, "NULL argument");
+  static const char *const hv_names[] = {
+      "referred", "linked",          "scheduled", "completed",
+      "declined", "family_declined", "withdrawn", "unable_to_reach"};
+  const size_t n_hv = sizeof hv_names / sizeof *hv_names;
+  unsigned long in_status[8] = {0};
+  rp__bucket *bk = calloc(RP__SERVICES, sizeof *bk);
+  if (!bk)
+    return hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
+  size_t nb = 0;
+  rp__bucket_for(bk, &nb, "(all)");
+  store_referral page[EX__PAGE];
+  int64_t after = 0;
+  int rc = 0;
+  for (;;) {
+    size_t n = 0;
+    if ((rc = store_referral_list(st, prog->id, 0, after, EX__PAGE, page, &n,
+                                  err)) != 0)
+      break;
+    for (size_t i = 0; i < n && !rc; i++) {
+      const store_referral *r = &page[i];
+      after = r->id;
+      if (r->direction && !strcmp(r->direction, "inbound")) {
+        for (size_t k = 0; k < n_hv; k++)
+          if (r->hv_status && !strcmp(r->hv_status, hv_names[k]))
+            in_status[k]++;
+        continue;
+      }
+      if (!r->partner) /* never sent: no loop to close */
+        continue;
+      cJSON *data =
+          r->data ? cJSON_ParseWithLength(r->data, r->data_len) : NULL;
+      const cJSON *dt = cJSON_GetObjectItemCaseSensitive(data, "referral.date");
+      const cJSON *sv =
+          cJSON_GetObjectItemCaseSensitive(data, "referral.service_type");
+      const char *date = cJSON_IsString(dt) ? dt->valuestring : NULL;
+      long day;
+      if (since_ms && (!date || fhir_date_days(date, &day) ||
+                       (int64_t)day * 86400000 < since_ms)) {
+        cJSON_Delete(data);
+        continue;
+      }
+      store_transition t[EX__HISTORY];
+      size_t nt = 0;
+      void *mem = NULL;
+      rc = store_referral_history(st, r->program, r->referral_id, t,
+                                  EX__HISTORY, &nt, &mem, err);
+      ex__dates d;
+      ex__history(t, rc ? 0 : nt, &d);
+      rp__bucket *b = rp__bucket_for(
+          bk, &nb, cJSON_IsString(sv) ? sv->valuestring : "(unknown)");
+      if (!rc)
+        rc = rp__count(&bk[0], &d, r->status, date);
+      if (!rc && b)
+        rc = rp__count(b, &d, r->status, date);
+      if (rc == HVG_ENOMEM)
+        hvg_err_set(err, rc, NULL, NULL);
+      store_referral_history_free(mem);
+      cJSON_Delete(data);
+    }
+    for (size_t i = 0; i < n; i++)
+      store_referral_release(&page[i]);
+    if (rc || n < EX__PAGE)
+      break;
+  }
+  if (!rc && (rc = rp__write(out, json, bk, nb, in_status, hv_names, n_hv,
+                             prog->id)) != 0)
+    hvg_err_set(err, rc, NULL, "the report does not fit");
+  for (size_t i = 0; i < nb; i++) {
+    free(bk[i].to_linked);
+    free(bk[i].to_completed);
+  }
+  free(bk);
+  return rc;
+}

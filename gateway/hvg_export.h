@@ -61,6 +61,19 @@ typedef struct hvg_export_stats {
 int hvg_export_run(store *st, const hvg_export_req *req,
                    hvg_export_stats *stats, hvg_err *warn, hvg_err *err);
 
+/* The coordination report of a program (design.md: "a program can
+ * measure how many loops it closes and how fast"): its referrals to
+ * partners made since since_ms (by referral date; 0: all), per service
+ * and in all, as the loop knows them (what the partners reported): how
+ * many, still open, linked (accepted or further), completed, closed
+ * without service (declined, family declined, withdrawn, unable to reach),
+ * and the median days from the referral date to linkage and to
+ * completion; then the referrals practices made to the program by status.
+ * Appended to out as text (aligned columns) or, with json, one JSON
+ * object. Returns 0, the store's error, HVG_ETOOBIG or HVG_ENOMEM. */
+int hvg_export_report(store *st, const hvg_program *prog, int64_t since_ms,
+                      int json, hvg_buf *out, hvg_err *err);
+
 /* "2026-11-01" (the day's start, UTC) or an instant -> ms; -1 if neither. */
 int64_t hvg_export_since(const char *s);
 

@@ -21,6 +21,8 @@ static const struct {
     {"replay", hvg_cli_replay, "queue dead letters again"},
     {"export", hvg_cli_export,
      "referral status and results back to a program, in its own layout"},
+    {"report", hvg_cli_report,
+     "how many of a program's referral loops closed, and how fast"},
 
 };
 

@@ -426,6 +426,16 @@ async function main() {
   `export: ${p3} in the program's own label (declined = family declined), Task cancelled, closed today`, JSON.stringify(row(ex.rows, p3)));
   const g3 = await fhir('county-ei', 'GET', `Task/${gwTask(p3).id}`);
   check(g3.body.status === 'cancelled', 'the gateway\'s Task is cancelled too');
+  // the coordination report: how many loops closed, and how fast
+  const rep = run(['report', '-c', cfg, '--json']);
+  const rj = rep.rc === 0 ? JSON.parse(rep.out) : {};
+  const all = (rj.referrals || []).find((x) => x.service === '(all)') || {};
+  const ei = (rj.referrals || []).find((x) => x.service === 'early_intervention') || {};
+  const sent = own['riverside-peds'].length + own['county-ei'].length + own['bright-path'].length;
+  check(rep.rc === 0 && all.referrals === sent && all.completed === 3 && all.linked >= 4 && all.closed >= 1 &&
+    ei.completed === 2 && typeof all.median_days_to_completed === 'number' && rj.from_practices.scheduled === 1,
+  `report: ${all.completed} of ${all.referrals} loops completed, ${all.closed} closed without service, median ${all.median_days_to_completed} days to completion`,
+  rep.out + rep.err);
 
   // the webhook heard of it all, once the receiver came back (ids only)
   const notices = () => hooked.filter((h, i) => i > 0).flatMap((h) => JSON.parse(h.body).events);
