@@ -446,7 +446,6 @@ static int http__hv_referral_status(void *ctx, const hvg_httpd_req *req,
                                st->valuestring,
                                cJSON_IsString(why) ? why->valuestring : NULL,
                                store_now_ms(), &r);
-  cJSON_Delete(body);
   if (!rc && r.status >= 400)
     rc = hvg_httpd_resp_error(resp, r.status, r.diagnostics);
   else if (!rc) {
@@ -465,6 +464,7 @@ static int http__hv_referral_status(void *ctx, const hvg_httpd_req *req,
               : HVG_ENOMEM;
     free(text);
   }
+  cJSON_Delete(body); /* st points into it */
   hvg_fres_reset(&r);
   return rc;
 }

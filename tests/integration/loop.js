@@ -125,10 +125,12 @@ function run(args) {
   const r = spawnSync(hvgate, args, { encoding: 'utf8', maxBuffer: 256 << 20 });
   return { rc: r.status, out: r.stdout, err: r.stderr };
 }
+const daemonLogs = []; // printed when the test dies, so a crash shows its cause
 function serve(cfg) {
   const p = spawn(hvgate, ['serve', '-c', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   p.stderr.on('data', (c) => { err += c; });
+  daemonLogs.push(() => err);
   const done = new Promise((r) => p.once('exit', (code, sig) => r({ rc: code, sig })));
   return { proc: p, done, log: () => err };
 }
@@ -566,5 +568,6 @@ main().then(() => {
   process.exit(failures ? 1 : 0);
 }, (e) => {
   console.log(`FAIL: ${e.stack || e}`);
+  for (const l of daemonLogs) console.log(`daemon stderr (tail):\n${l().slice(-4000)}`);
   process.exit(1);
 });
