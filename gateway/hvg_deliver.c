@@ -3,6 +3,7 @@
 
 #include "fhir_check.h"
 #include "hvg_fsrv.h"
+#include "hvg_jscan.h"
 #include "hvg_metrics.h"
 
 #include <openssl/evp.h>
@@ -403,22 +404,61 @@ static int hvg__location(const char *loc, char *type, char *id, char *vid,
   return 0;
 }
 
+/* The response.location of the transaction-response entry at the cursor,
+ * into loc[cap] ("" when it has none, or not as a string that fits): 0, or
+ * -1 when the text is malformed. */
+static int hvg__entry_location(hvg_jscan *j, char *loc, size_t cap) {
+  loc[0] = '\0';
+  int rc = hvg_jscan_enter_object(j);
+  if (rc <= 0)
+    return rc < 0 ? -1 : hvg_jscan_skip(j);
+  int seen = 0; /* the first "response", as cJSON would find it */
+  while ((rc = hvg_jscan_member(j)) == 1) {
+    if (seen || strcmp(j->key, "response"))
+      continue; /* the value is skipped */
+    seen = 1;
+    if ((rc = hvg_jscan_enter_object(j)) <= 0) {
+      if (rc < 0)
+        return -1;
+      continue;
+    }
+    int got = 0;
+    while ((rc = hvg_jscan_member(j)) == 1)
+      if (!got && !strcmp(j->key, "location")) {
+        got = 1;
+        if (hvg_jscan_string(j, loc, cap) == -1)
+          return -1;
+      }
+    if (rc < 0)
+      return -1;
+  }
+  return rc;
+}
+
+/* A 2xx: the ids in the entries' locations (read without a tree: the
+ * server may send every resource back), the audit entry. A response that
+ * is not JSON gives no ids, as before. */
 static void hvg__settle_ok(hvg__slot *sl, const hvg__entry *ents,
                            size_t n_ents, const hvg_http_resp *r, int64_t now) {
   size_t n_ids = 0;
-  cJSON *b = cJSON_ParseWithLength(r->body.data ? r->body.data : "",
-                                   r->body.len);
-  const cJSON *entries = cJSON_GetObjectItemCaseSensitive(b, "entry");
-  const cJSON *e;
-  size_t i = 0;
-  cJSON_ArrayForEach(e, entries) {
-    if (i >= n_ents)
+  hvg_jscan j;
+  hvg_jscan_init(&j, r->body.data, r->body.len);
+  int rc = hvg_jscan_enter_object(&j) == 1 ? 1 : -1;
+  while (rc == 1 && (rc = hvg_jscan_member(&j)) == 1 && strcmp(j.key, "entry"))
+    ;
+  if (rc == 1 && hvg_jscan_enter_array(&j) != 1)
+    rc = 0; /* no entries */
+  for (size_t i = 0; rc == 1 && i < n_ents; i++) {
+    char loc[1024];
+    if ((rc = hvg_jscan_item(&j)) != 1)
       break;
-    const cJSON *resp = cJSON_GetObjectItemCaseSensitive(e, "response");
-    const cJSON *loc = cJSON_GetObjectItemCaseSensitive(resp, "location");
-    if (cJSON_IsString(loc) && ents[i].identifier[0] &&
-        !hvg__location(loc->valuestring, sl->types[n_ids], sl->sids[n_ids],
-                       sl->vids[n_ids], 64)) {
+    if (hvg__entry_location(&j, loc, sizeof loc)) {
+      rc = -1;
+      break;
+    }
+    if (loc[0] && ents[i].identifier[0] &&
+        !hvg__location(loc, sl->types[n_ids], sl->sids[n_ids], sl->vids[n_ids],
+                       64)) {
       memcpy(sl->idents[n_ids], ents[i].identifier,
              sizeof sl->idents[n_ids]);
       store_assigned_id *id = &sl->ids[n_ids];
@@ -430,9 +470,11 @@ static void hvg__settle_ok(hvg__slot *sl, const hvg__entry *ents,
                      sl->types[n_ids], sl->sids[n_ids]);
       n_ids++;
     }
-    i++;
   }
-  cJSON_Delete(b);
+  if (rc < 0) { /* malformed: like an unparsable response, no ids */
+    n_ids = 0;
+    hvg_buf_reset(&sl->refs);
+  }
   memset(&sl->au, 0, sizeof sl->au);
   sl->au.actor = "gateway";
   sl->au.action = "disclose";
