@@ -241,19 +241,12 @@ static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2,
              " LEFT JOIN dead_letters d ON d.outbox_id = o.id"                \
              " WHERE o.state = 2 AND o.id > ?2"                               \
              " AND (?1 IS NULL OR o.partner = ?1) ORDER BY o.id LIMIT ?3")    \
-  X(SID_PUT, "INSERT INTO server_ids(partner, resource_type, identifier,"     \
-             " server_id, version_id, record, updated_at)"                    \
-             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"                           \
-             " ON CONFLICT(partner, resource_type, identifier) DO UPDATE"     \
-             " SET server_id = excluded.server_id,"                           \
-             " version_id = excluded.version_id, record = excluded.record,"   \
-             " updated_at = excluded.updated_at")                             \
   X(SID_GET, "SELECT server_id, version_id FROM server_ids"                   \
              " WHERE partner = ?1 AND resource_type = ?2"                     \
              " AND identifier = ?3")                                          \
   X(PSTAT_DELIVERED, "INSERT INTO partner_stats(partner, delivered)"          \
-                     " VALUES (?1, 1) ON CONFLICT(partner) DO UPDATE"         \
-                     " SET delivered = delivered + 1")                        \
+                     " VALUES (?1, ?2) ON CONFLICT(partner) DO UPDATE"        \
+                     " SET delivered = delivered + ?2")                       \
   X(PSTAT_ALL, "SELECT partner, delivered FROM partner_stats")                \
   X(STATS, "SELECT partner, state, count(*), min(id) FROM outbox"             \
            " WHERE state < 3 GROUP BY partner, state")                        \
@@ -862,6 +855,9 @@ void store_close(store *st) {
   ckpt_stop(st);
   for (int i = 0; i < Q__COUNT; i++)
     sqlite3_finalize(st->q[i]);
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < ST__ROWS; i++)
+      sqlite3_finalize(st->qrows[k][i]);
   sqlite3_close_v2(st->db);
   free(st);
 }
@@ -1615,6 +1611,12 @@ static int check_outcome(const store_outcome *o, size_t i, hvg_err *err) {
     }
     for (size_t k = 0; k < o->n_ids; k++) {
       const store_assigned_id *d = &o->ids[k];
+      if (d->resource_type && *d->resource_type && d->identifier &&
+          *d->identifier && d->id && *d->id &&
+          strlen(d->resource_type) <= STORE_KEY_MAX &&
+          strlen(d->identifier) <= STORE_KEY_MAX * 2 &&
+          strlen(d->id) <= STORE_KEY_MAX)
+        continue; /* the field is named only when something is wrong */
       snprintf(f, sizeof f, "outcomes[%zu].ids[%zu]", i, k);
       int rc = st__need(d->resource_type, f, STORE_KEY_MAX, err);
       if (!rc)
@@ -1639,42 +1641,160 @@ static int check_outcome(const store_outcome *o, size_t i, hvg_err *err) {
   }
 }
 
-static int finish_delivered(store *st, const store_outcome *o,
+/* What store_finish writes of a round's deliveries that nothing in the
+ * round reads back: server ids, audit entries and the delivered counts are
+ * gathered and written at the end of the transaction, several rows per
+ * statement. A write statement on a table with a trigger (audit) or whose
+ * upsert sets a foreign key (server_ids.record) first copies each page it
+ * changes to a statement journal; one statement for many rows copies each
+ * page once, and runs the statement machinery once. Rows keep their order,
+ * so a later delivery of the same resource still wins. */
+typedef struct st__round {
+  int64_t now;
+  size_t n_sid, n_audit;
+  const store_assigned_id *sid[ST__ROWS];
+  int64_t sid_record[ST__ROWS];
+  char sid_partner[ST__ROWS][STORE_PARTNER_MAX + 1];
+  const store_audit_entry *audit[ST__ROWS];
+  const store_item *audit_item[ST__ROWS];
+  char partner[STORE_PARTNER_MAX + 1]; /* of the deliveries counted */
+  int64_t delivered;
+} st__round;
+
+static const char *const ROWS_SQL[2][3] = {
+    {"INSERT INTO server_ids(partner, resource_type, identifier, server_id,"
+     " version_id, record, updated_at) VALUES ",
+     "(?,?,?,?,?,?,?)",
+     " ON CONFLICT(partner, resource_type, identifier) DO UPDATE"
+     " SET server_id = excluded.server_id,"
+     " version_id = excluded.version_id, record = excluded.record,"
+     " updated_at = excluded.updated_at"},
+    {"INSERT INTO audit(at, actor, action, partner, program, record_type,"
+     " record_id, resources, consent_id, detail) VALUES ",
+     "(?,?,?,?,?,?,?,?,?,?)", ""}};
+
+/* The cached statement writing k rows (1..ST__ROWS) of kind 0 (server
+ * ids) or 1 (audit). */
+static int rows_stmt(store *st, int kind, size_t k, sqlite3_stmt **out,
+                     hvg_err *err) {
+  char sql[1024];
+  size_t n = 0;
+  if (!st->qrows[kind][k - 1]) {
+    n = (size_t)snprintf(sql, sizeof sql, "%s", ROWS_SQL[kind][0]);
+    for (size_t i = 0; i < k && n < sizeof sql; i++)
+      n += (size_t)snprintf(sql + n, sizeof sql - n, "%s%s", i ? "," : "",
+                            ROWS_SQL[kind][1]);
+    if (n < sizeof sql)
+      n += (size_t)snprintf(sql + n, sizeof sql - n, "%s", ROWS_SQL[kind][2]);
+    if (n >= sizeof sql)
+      return hvg_err_set(err, HVG_ENOMEM, "store.finish", "query too long");
+  }
+  return st__prepare(st, &st->qrows[kind][k - 1], sql, out, err);
+}
+
+static int round_flush_sids(store *st, st__round *r, hvg_err *err) {
+  if (!r->n_sid)
+    return 0;
+  sqlite3_stmt *s;
+  int rc = rows_stmt(st, 0, r->n_sid, &s, err);
+  for (size_t i = 0; !rc && i < r->n_sid; i++) {
+    const store_assigned_id *d = r->sid[i];
+    int b = (int)i * 7;
+    rc = st__bind_text(st, s, b + 1, r->sid_partner[i], err);
+    if (!rc)
+      rc = st__bind_text(st, s, b + 2, d->resource_type, err);
+    if (!rc)
+      rc = st__bind_text(st, s, b + 3, d->identifier, err);
+    if (!rc)
+      rc = st__bind_text(st, s, b + 4, d->id, err);
+    if (!rc)
+      rc = st__bind_text(st, s, b + 5, d->version_id, err);
+    if (!rc)
+      rc = st__bind_i64(st, s, b + 6, r->sid_record[i], err);
+    if (!rc)
+      rc = st__bind_i64(st, s, b + 7, r->now, err);
+  }
+  r->n_sid = 0;
+  return rc ? rc : st__exec_done(st, s, "store.ack", err);
+}
+
+static int round_flush_audit(store *st, st__round *r, hvg_err *err) {
+  if (!r->n_audit)
+    return 0;
+  sqlite3_stmt *s;
+  int rc = rows_stmt(st, 1, r->n_audit, &s, err);
+  for (size_t i = 0; !rc && i < r->n_audit; i++) {
+    const store_audit_entry *e = r->audit[i];
+    const store_item *it = r->audit_item[i];
+#define STORE__DEF(f) (e->f ? e->f : it ? it->f : NULL)
+    const char *vals[] = {e->actor,
+                          e->action,
+                          STORE__DEF(partner),
+                          STORE__DEF(program),
+                          STORE__DEF(record_type),
+                          STORE__DEF(record_id),
+                          e->resources,
+                          STORE__DEF(consent_id),
+                          e->detail};
+#undef STORE__DEF
+    int b = (int)i * 10;
+    rc = st__bind_i64(st, s, b + 1, e->at_ms, err);
+    for (int k = 0; !rc && k < 9; k++)
+      rc = st__bind_text(st, s, b + k + 2, vals[k], err);
+  }
+  r->n_audit = 0;
+  return rc ? rc : st__exec_done(st, s, "store.audit", err);
+}
+
+static int round_flush_count(store *st, st__round *r, hvg_err *err) {
+  if (!r->delivered)
+    return 0;
+  sqlite3_stmt *s;
+  int rc = st__stmt(st, Q_PSTAT_DELIVERED, &s, err);
+  if (!rc)
+    rc = st__bind_text(st, s, 1, r->partner, err);
+  if (!rc)
+    rc = st__bind_i64(st, s, 2, r->delivered, err);
+  r->delivered = 0;
+  return rc ? rc : st__exec_done(st, s, "store.ack", err);
+}
+
+/* Everything gathered: at the end of the round, before its commit. */
+static int round_flush(store *st, st__round *r, hvg_err *err) {
+  int rc = round_flush_sids(st, r, err);
+  if (!rc)
+    rc = round_flush_audit(st, r, err);
+  return rc ? rc : round_flush_count(st, r, err);
+}
+
+static int finish_delivered(store *st, st__round *r, const store_outcome *o,
                             const ob_row *row, int64_t now, hvg_err *err) {
   const store_item *it = o->item;
   int rc = ob_update(st, Q_OB_ACK, it->id, now, NULL, 0, err);
   for (size_t i = 0; !rc && i < o->n_ids; i++) {
-    sqlite3_stmt *s;
-    rc = st__stmt(st, Q_SID_PUT, &s, err);
-    if (!rc)
-      rc = st__bind_text(st, s, 1, row->partner, err);
-    if (!rc)
-      rc = st__bind_text(st, s, 2, o->ids[i].resource_type, err);
-    if (!rc)
-      rc = st__bind_text(st, s, 3, o->ids[i].identifier, err);
-    if (!rc)
-      rc = st__bind_text(st, s, 4, o->ids[i].id, err);
-    if (!rc)
-      rc = st__bind_text(st, s, 5, o->ids[i].version_id, err);
-    if (!rc)
-      rc = st__bind_i64(st, s, 6, row->record, err);
-    if (!rc)
-      rc = st__bind_i64(st, s, 7, now, err);
-    if (!rc)
-      rc = st__exec_done(st, s, "store.ack", err);
+    if (r->n_sid == ST__ROWS && (rc = round_flush_sids(st, r, err)))
+      break;
+    r->sid[r->n_sid] = &o->ids[i];
+    r->sid_record[r->n_sid] = row->record;
+    memcpy(r->sid_partner[r->n_sid], row->partner, sizeof row->partner);
+    r->n_sid++;
   }
+  if (!rc && r->delivered && strcmp(r->partner, row->partner))
+    rc = round_flush_count(st, r, err); /* another partner's count */
   if (!rc) {
-    sqlite3_stmt *s;
-    rc = st__stmt(st, Q_PSTAT_DELIVERED, &s, err);
-    if (!rc)
-      rc = st__bind_text(st, s, 1, row->partner, err);
-    if (!rc)
-      rc = st__exec_done(st, s, "store.ack", err);
+    memcpy(r->partner, row->partner, sizeof row->partner);
+    r->delivered++;
   }
   if (!rc)
     rc = lane_next(st, row->partner, row->pk, err);
-  if (!rc && o->audit)
-    rc = audit_insert(st, o->audit, it, err);
+  if (!rc && o->audit) {
+    if (r->n_audit == ST__ROWS)
+      rc = round_flush_audit(st, r, err);
+    if (!rc) {
+      r->audit[r->n_audit] = o->audit;
+      r->audit_item[r->n_audit++] = it;
+    }
+  }
   if (!rc && it->record_type && strcmp(it->record_type, "referral") == 0) {
     sqlite3_stmt *s; /* the loop's "sent" date */
     rc = st__stmt(st, Q_REF_SENT, &s, err);
@@ -1729,6 +1849,10 @@ int store_finish(store *st, store_outcome *o, size_t n, int64_t now_ms,
   int rc = st__tx_begin(st, err);
   if (rc)
     return rc;
+  st__round round, *r = &round; /* ~3 KB */
+  r->now = now_ms;
+  r->n_sid = r->n_audit = 0;
+  r->delivered = 0;
   for (size_t i = 0; !rc && i < n; i++) {
     ob_row row;
     hvg_err item_err;
@@ -1744,7 +1868,7 @@ int store_finish(store *st, store_outcome *o, size_t n, int64_t now_ms,
     }
     switch (o[i].kind) {
     case STORE_DELIVERED:
-      rc = finish_delivered(st, &o[i], &row, now_ms, err);
+      rc = finish_delivered(st, r, &o[i], &row, now_ms, err);
       break;
     case STORE_RETRY:
       rc = ob_update(st, Q_OB_RETRY, o[i].item->id, o[i].next_attempt_ms,
@@ -1756,6 +1880,8 @@ int store_finish(store *st, store_outcome *o, size_t n, int64_t now_ms,
     }
     free(row.pk);
   }
+  if (!rc)
+    rc = round_flush(st, r, err);
   return st__tx_end(st, rc, err);
 }
 
