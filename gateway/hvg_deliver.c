@@ -620,7 +620,8 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
       break; /* token endpoint unreachable: retry the item later */
     }
     const char *hdr[] = {"Content-Type: application/fhir+json",
-                         "Accept: application/fhir+json", auth[0] ? auth : NULL,
+                         "Accept: application/fhir+json",
+                         "Prefer: return=minimal", auth[0] ? auth : NULL,
                          NULL};
     rc = hvg_http_request(d->http, "POST", url, hdr, body, strlen(body), r,
                           &herr);
