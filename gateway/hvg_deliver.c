@@ -228,12 +228,28 @@ static int hvg__requests(const char *js, size_t len, hvg__entry *ents,
     }
     if (q >= end)
       return -1;
-    cJSON *req = cJSON_ParseWithLength(o, (size_t)(q - o) + 1);
-    int ok = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(req, "url"));
-    hvg__entry_from(req, ents, n_ents);
-    cJSON_Delete(req);
-    if (!ok)
+    /* read as hvg__entry_from reads the object's tree, without one */
+    char url[1024], ine[4096];
+    long nu = -3, ni = -3; /* -3: no such member (yet) */
+    hvg_jscan j;
+    hvg_jscan_init(&j, o, (size_t)(q - o) + 1);
+    int rc = hvg_jscan_enter_object(&j) == 1 ? 1 : -1;
+    while (rc == 1 && (rc = hvg_jscan_member(&j)) == 1) {
+      if (nu == -3 && !strcmp(j.key, "url"))
+        nu = hvg_jscan_string(&j, url, sizeof url);
+      else if (ni == -3 && !strcmp(j.key, "ifNoneExist"))
+        ni = hvg_jscan_string(&j, ine, sizeof ine);
+      if (nu == -1 || ni == -1)
+        rc = -1;
+    }
+    /* anything but a url string and at most an ifNoneExist string that fit
+     * is not what the gateway writes: the caller parses the whole Bundle */
+    if (rc < 0 || nu < 0 || (ni < 0 && ni != -3))
       return -1;
+    hvg__entry *en = &ents[(*n_ents)++];
+    snprintf(en->type, sizeof en->type, "%s", url);
+    hvg__identifier(ni >= 0 ? ine : NULL, en->identifier,
+                    sizeof en->identifier);
     p = q;
   }
   return 0;
