@@ -47,6 +47,8 @@ int hvg_deliver_init(hvg_deliverer *d, const hvg_partner *p,
   hvg_partner_hold_init(&d->own);
   d->hold = hold ? hold : &d->own;
   hvg_http_resp_init(&d->resp);
+  hvg_buf_init(&d->logbuf, (size_t)1 << 20);
+  d->log_sec = -1;
   d->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)d;
   int rc = store_open(&d->st, store_path, so, err);
   if (rc)
@@ -68,6 +70,7 @@ void hvg_deliver_free(hvg_deliverer *d) {
   }
   free(d->slots);
   d->slots = NULL;
+  hvg_buf_free(&d->logbuf);
   hvg_http_resp_free(&d->resp);
   hvg_auth_free(&d->auth);
   hvg_http_free(d->http);
@@ -98,50 +101,82 @@ static int64_t hvg__backoff(hvg_deliverer *d, int attempts, long retry_after_s) 
   return ms;
 }
 
-/* Appends "key":"value" (JSON-escaped) to a log line. */
-static void hvg__jstr(hvg_buf *b, const char *key, const char *v) {
+/* Appends ,"key":"value" (JSON-escaped) to a log line; nothing when v is
+ * NULL. 0 or the buffer's error. */
+static int hvg__jstr(hvg_buf *b, const char *key, const char *v) {
   if (!v)
-    return;
-  hvg_buf_printf(b, ",\"%s\":", key);
-  hvg_buf_add_json_str(b, v);
+    return 0;
+  int rc = hvg_buf_adds(b, ",\"");
+  if (!rc)
+    rc = hvg_buf_adds(b, key);
+  if (!rc)
+    rc = hvg_buf_adds(b, "\":");
+  return rc ? rc : hvg_buf_add_json_str(b, v);
+}
+
+/* Writes the round's log lines (one write for all of them). */
+static void hvg__log_flush(hvg_deliverer *d) {
+  if (d->log && d->logbuf.len) {
+    fwrite(d->logbuf.data, 1, d->logbuf.len, d->log);
+    fflush(d->log);
+  }
+  hvg_buf_reset(&d->logbuf);
 }
 
 /* One JSON log line; values are ids, codes and numbers only. Formatted by
- * hand: one line per delivery should not cost a tree. */
+ * hand into the deliverer's buffer, which the end of the round writes: one
+ * line per delivery should cost neither a tree nor a write of its own. A
+ * line that cannot be formatted (no memory) is left out whole. */
 static void hvg__log(hvg_deliverer *d, const char *level, const char *event,
                      const store_item *it, long status, const char *detail,
                      double ms) {
   if (!d->log)
     return;
-  char ts[32];
   time_t now = time(NULL);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  hvg_buf b;
-  hvg_buf_init(&b, 4096);
-  hvg_buf_printf(&b, "{\"ts\":\"%s\"", ts);
-  hvg__jstr(&b, "level", level);
-  hvg__jstr(&b, "event", event);
-  hvg__jstr(&b, "partner", d->p->id);
+  if ((long long)now != d->log_sec) { /* a new second: format it once */
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(d->log_ts, sizeof d->log_ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    d->log_sec = (long long)now;
+  }
+  hvg_buf *b = &d->logbuf;
+  if (b->len > ((size_t)64 << 10))
+    hvg__log_flush(d); /* a long round: do not hold too much */
+  size_t mark = b->len;
+  int rc = hvg_buf_adds(b, "{\"ts\":\"");
+  if (!rc)
+    rc = hvg_buf_adds(b, d->log_ts);
+  if (!rc)
+    rc = hvg_buf_addc(b, '"');
+  if (!rc)
+    rc = hvg__jstr(b, "level", level);
+  if (!rc)
+    rc = hvg__jstr(b, "event", event);
+  if (!rc)
+    rc = hvg__jstr(b, "partner", d->p->id);
   if (it) {
-    hvg_buf_printf(&b, ",\"outbox_id\":%lld", (long long)it->id);
-    hvg__jstr(&b, "program", it->program);
-    hvg__jstr(&b, "record_type", it->record_type);
-    hvg__jstr(&b, "record_id", it->record_id);
-    hvg_buf_printf(&b, ",\"version\":%lld,\"attempt\":%d",
-                   (long long)it->version, it->attempts);
+    if (!rc)
+      rc = hvg_buf_printf(b, ",\"outbox_id\":%lld", (long long)it->id);
+    if (!rc)
+      rc = hvg__jstr(b, "program", it->program);
+    if (!rc)
+      rc = hvg__jstr(b, "record_type", it->record_type);
+    if (!rc)
+      rc = hvg__jstr(b, "record_id", it->record_id);
+    if (!rc)
+      rc = hvg_buf_printf(b, ",\"version\":%lld,\"attempt\":%d",
+                          (long long)it->version, it->attempts);
   }
-  if (status)
-    hvg_buf_printf(&b, ",\"http_status\":%ld", status);
-  if (ms >= 0)
-    hvg_buf_printf(&b, ",\"ms\":%.1f", ms);
-  hvg__jstr(&b, "detail", detail);
-  if (!hvg_buf_adds(&b, "}\n")) {
-    fwrite(b.data, 1, b.len, d->log);
-    fflush(d->log);
-  }
-  hvg_buf_free(&b);
+  if (!rc && status)
+    rc = hvg_buf_printf(b, ",\"http_status\":%ld", status);
+  if (!rc && ms >= 0)
+    rc = hvg_buf_printf(b, ",\"ms\":%.1f", ms);
+  if (!rc)
+    rc = hvg__jstr(b, "detail", detail);
+  if (!rc)
+    rc = hvg_buf_adds(b, "}\n");
+  if (rc)
+    hvg_buf_truncate(b, mark);
 }
 
 /* What one entry of our Bundle is: its resource type and identifier
@@ -773,6 +808,7 @@ int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
       hvg__log(d, x->level, x->event, &items[i], x->status,
                o[i].kind == STORE_DELIVERED ? NULL : x->text, x->ms);
   }
+  hvg__log_flush(d);
   store_items_release(items, n);
   return rc ? rc : (int)done;
 }

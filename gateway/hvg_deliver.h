@@ -15,7 +15,8 @@
  *  - any other 4xx: a dead letter with the server's OperationOutcome.
  * A record sent again after a change becomes an update: entries whose
  * resource has a stored server id are sent as PUT Type/id.
- * Events are logged as JSON lines (ids only, never names or birth dates). */
+ * Events are logged as JSON lines (ids only, never names or birth dates),
+ * the lines of a round written together when it ends. */
 #ifndef HVG_DELIVER_H
 #define HVG_DELIVER_H
 
@@ -77,6 +78,9 @@ typedef struct hvg_deliverer {
   uint64_t rng;
   struct hvg__slot *slots; /* a round's outcomes (HVG_DELIVER_BATCH) */
   hvg_http_resp resp;      /* reused for every request */
+  hvg_buf logbuf;          /* the round's log lines, written as it ends */
+  long long log_sec;       /* the second log_ts shows */
+  char log_ts[24];
   hvg_deliver_counts n;
 } hvg_deliverer;
 
