@@ -49,6 +49,7 @@ int hvg_deliver_init(hvg_deliverer *d, const hvg_partner *p,
   hvg_http_resp_init(&d->resp);
   hvg_buf_init(&d->logbuf, (size_t)1 << 20);
   d->log_sec = -1;
+  d->pace_ms = HVG_DELIVER_LEASE_MS / 8.0 / 16; /* first round: 16 items */
   d->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)d;
   int rc = store_open(&d->st, store_path, so, err);
   if (rc)
@@ -687,6 +688,7 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
   clock_gettime(CLOCK_MONOTONIC, &t1);
   sl->ms = (double)(t1.tv_sec - t0.tv_sec) * 1000 +
            (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+  d->pace_ms = d->pace_ms * 0.75 + sl->ms * 0.25;
   sl->status = status;
   if (status >= 200 && status < 300) {
     hvg__unhold(d);
@@ -725,6 +727,15 @@ out:
   return rc;
 }
 
+/* How many items a round claims: what an eighth of the lease holds at the
+ * recent pace (so the lease outlasts the round even when the partner slows
+ * down), between 1 and HVG_DELIVER_BATCH. Bigger rounds cost less each: one
+ * claim and one commit serve more Bundles. */
+static size_t hvg__round_size(const hvg_deliverer *d) {
+  double n = HVG_DELIVER_LEASE_MS / 8.0 / (d->pace_ms > 1 ? d->pace_ms : 1);
+  return n >= HVG_DELIVER_BATCH ? HVG_DELIVER_BATCH : n < 1 ? 1 : (size_t)n;
+}
+
 int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
                       hvg_err *err) {
   if (idle_ms)
@@ -740,7 +751,7 @@ int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
   size_t n = 0;
   /* while an auth incident is open, probe with one item, not a batch */
   int rc = store_claim(d->st, d->p->id,
-                       atomic_load(&d->hold->reported) ? 1 : HVG_DELIVER_BATCH,
+                       atomic_load(&d->hold->reported) ? 1 : hvg__round_size(d),
                        now_ms, HVG_DELIVER_LEASE_MS, items, &n, err);
   if (rc)
     return rc;
