@@ -115,6 +115,35 @@ static int hvg__jstr(hvg_buf *b, const char *key, const char *v) {
   return rc ? rc : hvg_buf_add_json_str(b, v);
 }
 
+/* Appends key (",\"name\":") and v in decimal, or v / 10 with one decimal
+ * when tenths: no printf per field of a line written for every Bundle. */
+static int hvg__num(hvg_buf *b, const char *key, long long v, int tenths) {
+  char d[32], *e = d + sizeof d, *q = e;
+  unsigned long long u =
+      v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+  if (tenths) {
+    *--q = (char)('0' + u % 10);
+    *--q = '.';
+    u /= 10;
+  }
+  do
+    *--q = (char)('0' + u % 10);
+  while (u /= 10);
+  if (v < 0)
+    *--q = '-';
+  int rc = hvg_buf_adds(b, key);
+  return rc ? rc : hvg_buf_add(b, q, (size_t)(e - q));
+}
+
+/* snprintf(dst, cap, "%s", src) without the format machinery. */
+static void hvg__copy(char *dst, size_t cap, const char *src) {
+  size_t n = strlen(src);
+  if (n >= cap)
+    n = cap - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
 /* Writes the round's log lines (one write for all of them). */
 static void hvg__log_flush(hvg_deliverer *d) {
   if (d->log && d->logbuf.len) {
@@ -157,7 +186,7 @@ static void hvg__log(hvg_deliverer *d, const char *level, const char *event,
     rc = hvg__jstr(b, "partner", d->p->id);
   if (it) {
     if (!rc)
-      rc = hvg_buf_printf(b, ",\"outbox_id\":%lld", (long long)it->id);
+      rc = hvg__num(b, ",\"outbox_id\":", (long long)it->id, 0);
     if (!rc)
       rc = hvg__jstr(b, "program", it->program);
     if (!rc)
@@ -165,13 +194,14 @@ static void hvg__log(hvg_deliverer *d, const char *level, const char *event,
     if (!rc)
       rc = hvg__jstr(b, "record_id", it->record_id);
     if (!rc)
-      rc = hvg_buf_printf(b, ",\"version\":%lld,\"attempt\":%d",
-                          (long long)it->version, it->attempts);
+      rc = hvg__num(b, ",\"version\":", (long long)it->version, 0);
+    if (!rc)
+      rc = hvg__num(b, ",\"attempt\":", it->attempts, 0);
   }
   if (!rc && status)
-    rc = hvg_buf_printf(b, ",\"http_status\":%ld", status);
-  if (!rc && ms >= 0)
-    rc = hvg_buf_printf(b, ",\"ms\":%.1f", ms);
+    rc = hvg__num(b, ",\"http_status\":", status, 0);
+  if (!rc && ms >= 0) /* "%.1f", rounded half away from zero */
+    rc = hvg__num(b, ",\"ms\":", (long long)(ms * 10 + 0.5), 1);
   if (!rc)
     rc = hvg__jstr(b, "detail", detail);
   if (!rc)
@@ -283,7 +313,7 @@ static int hvg__requests(const char *js, size_t len, hvg__entry *ents,
     if (rc < 0 || nu < 0 || (ni < 0 && ni != -3))
       return -1;
     hvg__entry *en = &ents[(*n_ents)++];
-    snprintf(en->type, sizeof en->type, "%s", url);
+    hvg__copy(en->type, sizeof en->type, url);
     hvg__identifier(ni >= 0 ? ine : NULL, en->identifier,
                     sizeof en->identifier);
     p = q;
@@ -452,7 +482,7 @@ static int hvg__location(const char *loc, char *type, char *id, char *vid,
   type[tl] = '\0';
   memcpy(id, slash, il);
   id[il] = '\0';
-  snprintf(vid, cap, "%s", h ? h + 10 : "");
+  hvg__copy(vid, cap, h ? h + 10 : "");
   return 0;
 }
 
@@ -518,8 +548,11 @@ static void hvg__settle_ok(hvg__slot *sl, const hvg__entry *ents,
       id->identifier = sl->idents[n_ids];
       id->id = sl->sids[n_ids];
       id->version_id = sl->vids[n_ids][0] ? sl->vids[n_ids] : NULL;
-      hvg_buf_printf(&sl->refs, "%s%s/%s", sl->refs.len ? " " : "",
-                     sl->types[n_ids], sl->sids[n_ids]);
+      if (sl->refs.len)
+        hvg_buf_addc(&sl->refs, ' ');
+      hvg_buf_adds(&sl->refs, sl->types[n_ids]);
+      hvg_buf_addc(&sl->refs, '/');
+      hvg_buf_adds(&sl->refs, sl->sids[n_ids]);
       n_ids++;
     }
   }
@@ -644,11 +677,10 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
     return rc;
   }
   char url[1024];
-  size_t bl = strlen(d->p->base_url);
-  snprintf(url, sizeof url, "%.*s", (int)(bl && d->p->base_url[bl - 1] == '/'
-                                              ? bl - 1
-                                              : bl),
-           d->p->base_url);
+  hvg__copy(url, sizeof url, d->p->base_url);
+  size_t bl = strlen(url);
+  if (bl && url[bl - 1] == '/')
+    url[bl - 1] = '\0';
   hvg_http_resp *r = &d->resp; /* reused: keeps its buffer */
   int tries = 0;
   long status = 0;
@@ -675,8 +707,8 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
                          "Accept: application/fhir+json",
                          "Prefer: return=minimal", auth[0] ? auth : NULL,
                          NULL};
-    rc = hvg_http_request(d->http, "POST", url, hdr, body, strlen(body), r,
-                          &herr);
+    rc = hvg_http_request(d->http, "POST", url, hdr, body,
+                          owned ? strlen(body) : it->bundle_len, r, &herr);
     status = rc ? 0 : r->status;
     if (status == 401 && d->p->auth == HVG_AUTH_SMART && tries++ == 0) {
       hvg_auth_forget(&d->auth); /* expired or revoked: one fresh token */
