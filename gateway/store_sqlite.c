@@ -1647,14 +1647,27 @@ static int check_outcome(const store_outcome *o, size_t i, hvg_err *err) {
  * statement. A write statement on a table with a trigger (audit) or whose
  * upsert sets a foreign key (server_ids.record) first copies each page it
  * changes to a statement journal; one statement for many rows copies each
- * page once, and runs the statement machinery once. Rows keep their order,
- * so a later delivery of the same resource still wins. */
+ * page once, and runs the statement machinery once. Of several server ids
+ * of one resource in a round (the practice's Organization, the home
+ * visitor's Practitioner in many Bundles), only the last is written: the
+ * one the transaction would leave in place after writing them all. The
+ * rest keep their order. */
+typedef struct st__sid {
+  const store_assigned_id *id;
+  int64_t record;
+  const char *partner; /* in the round's partner pool */
+  int dropped;         /* a later row of the round sets the same resource */
+} st__sid;
+
 typedef struct st__round {
   int64_t now;
-  size_t n_sid, n_audit;
-  const store_assigned_id *sid[ST__ROWS];
-  int64_t sid_record[ST__ROWS];
-  char sid_partner[ST__ROWS][STORE_PARTNER_MAX + 1];
+  st__sid *sid; /* the round's server ids, n_sid of cap_sid */
+  size_t n_sid, cap_sid;
+  uint32_t *hash; /* hcap slots: row index + 1, 0 free */
+  size_t hcap;
+  char (*partners)[STORE_PARTNER_MAX + 1]; /* distinct partners seen */
+  size_t n_partners;
+  size_t n_audit;
   const store_audit_entry *audit[ST__ROWS];
   const store_item *audit_item[ST__ROWS];
   char partner[STORE_PARTNER_MAX + 1]; /* of the deliveries counted */
@@ -1692,15 +1705,62 @@ static int rows_stmt(store *st, int kind, size_t k, sqlite3_stmt **out,
   return st__prepare(st, &st->qrows[kind][k - 1], sql, out, err);
 }
 
-static int round_flush_sids(store *st, st__round *r, hvg_err *err) {
-  if (!r->n_sid)
+/* Room for the server ids of outcomes o[0..n) (one block, freed with
+ * round_free): 0 or HVG_ENOMEM. */
+static int round_alloc(st__round *r, const store_outcome *o, size_t n,
+                       hvg_err *err) {
+  size_t ids = 0;
+  for (size_t i = 0; i < n; i++)
+    if (o[i].kind == STORE_DELIVERED)
+      ids += o[i].n_ids;
+  if (!ids)
     return 0;
+  size_t hcap = 2;
+  while (hcap < 2 * ids)
+    hcap *= 2;
+  size_t a = ids * sizeof *r->sid, b = hcap * sizeof *r->hash;
+  char *m = malloc(a + b + n * sizeof *r->partners);
+  if (!m)
+    return hvg_err_set(err, HVG_ENOMEM, "store.finish", NULL);
+  r->sid = (st__sid *)(void *)m;
+  r->cap_sid = ids;
+  r->hash = (uint32_t *)(void *)(m + a);
+  r->hcap = hcap;
+  r->partners = (char(*)[STORE_PARTNER_MAX + 1])(void *)(m + a + b);
+  return 0;
+}
+
+static void round_free(st__round *r) {
+  free(r->sid);
+  r->sid = NULL;
+}
+
+static uint64_t sid_hash(const st__sid *x) {
+  const char *parts[3] = {x->partner, x->id->resource_type, x->id->identifier};
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (int k = 0; k < 3; k++) {
+    for (const unsigned char *c = (const unsigned char *)parts[k]; *c; c++)
+      h = (h ^ *c) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull; /* between parts */
+  }
+  return h;
+}
+
+static int sid_same(const st__sid *x, const st__sid *y) {
+  return !strcmp(x->id->identifier, y->id->identifier) &&
+         !strcmp(x->id->resource_type, y->id->resource_type) &&
+         !strcmp(x->partner, y->partner);
+}
+
+/* Rows chunk[0..k) in one statement. */
+static int round_write_sids(store *st, st__round *r, const st__sid **chunk,
+                            size_t k, hvg_err *err) {
   sqlite3_stmt *s;
-  int rc = rows_stmt(st, 0, r->n_sid, &s, err);
-  for (size_t i = 0; !rc && i < r->n_sid; i++) {
-    const store_assigned_id *d = r->sid[i];
+  int rc = rows_stmt(st, 0, k, &s, err);
+  for (size_t i = 0; !rc && i < k; i++) {
+    const store_assigned_id *d = chunk[i]->id;
     int b = (int)i * 7;
-    rc = st__bind_text(st, s, b + 1, r->sid_partner[i], err);
+    rc = st__bind_text(st, s, b + 1, chunk[i]->partner, err);
     if (!rc)
       rc = st__bind_text(st, s, b + 2, d->resource_type, err);
     if (!rc)
@@ -1710,12 +1770,45 @@ static int round_flush_sids(store *st, st__round *r, hvg_err *err) {
     if (!rc)
       rc = st__bind_text(st, s, b + 5, d->version_id, err);
     if (!rc)
-      rc = st__bind_i64(st, s, b + 6, r->sid_record[i], err);
+      rc = st__bind_i64(st, s, b + 6, chunk[i]->record, err);
     if (!rc)
       rc = st__bind_i64(st, s, b + 7, r->now, err);
   }
-  r->n_sid = 0;
   return rc ? rc : st__exec_done(st, s, "store.ack", err);
+}
+
+/* The round's server ids: the last of each resource, in order, ST__ROWS
+ * per statement. */
+static int round_flush_sids(store *st, st__round *r, hvg_err *err) {
+  if (!r->n_sid)
+    return 0;
+  memset(r->hash, 0, r->hcap * sizeof *r->hash);
+  for (size_t i = r->n_sid; i-- > 0;) {
+    st__sid *x = &r->sid[i];
+    size_t k = (size_t)sid_hash(x) & (r->hcap - 1);
+    for (;; k = (k + 1) & (r->hcap - 1)) {
+      if (!r->hash[k]) {
+        r->hash[k] = (uint32_t)i + 1;
+        break;
+      }
+      if (sid_same(&r->sid[r->hash[k] - 1], x)) {
+        x->dropped = 1; /* a later row sets it */
+        break;
+      }
+    }
+  }
+  int rc = 0;
+  for (size_t i = 0; !rc && i < r->n_sid;) {
+    const st__sid *chunk[ST__ROWS];
+    size_t k = 0;
+    for (; i < r->n_sid && k < ST__ROWS; i++)
+      if (!r->sid[i].dropped)
+        chunk[k++] = &r->sid[i];
+    if (k)
+      rc = round_write_sids(st, r, chunk, k, err);
+  }
+  r->n_sid = 0;
+  return rc;
 }
 
 static int round_flush_audit(store *st, st__round *r, hvg_err *err) {
@@ -1771,13 +1864,12 @@ static int finish_delivered(store *st, st__round *r, const store_outcome *o,
                             const ob_row *row, int64_t now, hvg_err *err) {
   const store_item *it = o->item;
   int rc = ob_update(st, Q_OB_ACK, it->id, now, NULL, 0, err);
-  for (size_t i = 0; !rc && i < o->n_ids; i++) {
-    if (r->n_sid == ST__ROWS && (rc = round_flush_sids(st, r, err)))
-      break;
-    r->sid[r->n_sid] = &o->ids[i];
-    r->sid_record[r->n_sid] = row->record;
-    memcpy(r->sid_partner[r->n_sid], row->partner, sizeof row->partner);
-    r->n_sid++;
+  if (!rc && o->n_ids) { /* the partner, in the round's pool */
+    if (!r->n_partners || strcmp(r->partners[r->n_partners - 1], row->partner))
+      memcpy(r->partners[r->n_partners++], row->partner, sizeof row->partner);
+    for (size_t i = 0; i < o->n_ids && r->n_sid < r->cap_sid; i++)
+      r->sid[r->n_sid++] =
+          (st__sid){&o->ids[i], row->record, r->partners[r->n_partners - 1], 0};
   }
   if (!rc && r->delivered && strcmp(r->partner, row->partner))
     rc = round_flush_count(st, r, err); /* another partner's count */
@@ -1849,10 +1941,11 @@ int store_finish(store *st, store_outcome *o, size_t n, int64_t now_ms,
   int rc = st__tx_begin(st, err);
   if (rc)
     return rc;
-  st__round round, *r = &round; /* ~3 KB */
+  st__round round, *r = &round;
+  memset(r, 0, sizeof *r);
   r->now = now_ms;
-  r->n_sid = r->n_audit = 0;
-  r->delivered = 0;
+  if ((rc = round_alloc(r, o, n, err)))
+    return st__tx_end(st, rc, err);
   for (size_t i = 0; !rc && i < n; i++) {
     ob_row row;
     hvg_err item_err;
@@ -1882,6 +1975,7 @@ int store_finish(store *st, store_outcome *o, size_t n, int64_t now_ms,
   }
   if (!rc)
     rc = round_flush(st, r, err);
+  round_free(r);
   return st__tx_end(st, rc, err);
 }
 
