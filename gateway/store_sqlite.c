@@ -855,6 +855,8 @@ void store_close(store *st) {
   ckpt_stop(st);
   for (int i = 0; i < Q__COUNT; i++)
     sqlite3_finalize(st->q[i]);
+  for (int i = 0; i < ST__QL_MAX; i++) /* store_sqlite_loop.c's */
+    sqlite3_finalize(st->ql[i]);
   for (int k = 0; k < 2; k++)
     for (int i = 0; i < ST__ROWS; i++)
       sqlite3_finalize(st->qrows[k][i]);
