@@ -110,32 +110,45 @@ static size_t js__escape(const char *p, const char *end, char *u, size_t *adv) {
   return 4;
 }
 
+/* The first '"' or backslash in [p, end), or NULL. Most strings are
+ * short (keys, codes, ids): the first bytes are looked at one by one, a
+ * long text with memchr. */
+static const char *js__special(const char *p, const char *end) {
+  const char *lim = end - p > 48 ? p + 48 : end;
+  for (; p < lim; p++)
+    if (*p == '"' || *p == '\\')
+      return p;
+  if (p == end)
+    return NULL;
+  const char *q = memchr(p, '"', (size_t)(end - p));
+  const char *b = memchr(p, '\\', (size_t)((q ? q : end) - p));
+  return b ? b : q;
+}
+
 /* The string at the cursor ('"'): unescaped into out[cap] when out is not
  * NULL. Returns its length, -2 when it does not fit (still consumed), -1
- * malformed (bad escape, lone surrogate, unterminated). Runs between
- * escapes are found with memchr: resources sent back are mostly text. */
+ * malformed (bad escape, lone surrogate, unterminated). */
 static long js__str(hvg_jscan *j, char *out, size_t cap) {
   const char *p = j->s + j->i + 1, *end = j->s + j->len;
   size_t n = 0;
   int fits = !out || cap > 0;
   for (;;) {
-    const char *q = memchr(p, '"', (size_t)(end - p));
+    const char *q = js__special(p, end);
     if (!q)
       return -1;
-    const char *b = memchr(p, '\\', (size_t)(q - p));
-    js__put(out, cap, &n, &fits, p, (size_t)((b ? b : q) - p));
-    if (!b) {
+    js__put(out, cap, &n, &fits, p, (size_t)(q - p));
+    if (*q == '"') {
       j->i = (size_t)(q + 1 - j->s);
       if (out && fits)
         out[n] = '\0';
       return fits ? (long)n : -2;
     }
     char u[4];
-    size_t adv, k = js__escape(b, end, u, &adv);
+    size_t adv, k = js__escape(q, end, u, &adv);
     if (!k)
       return -1;
     js__put(out, cap, &n, &fits, u, k);
-    p = b + adv;
+    p = q + adv;
   }
 }
 

@@ -276,29 +276,12 @@ static int hvg__requests(const char *js, size_t len, hvg__entry *ents,
   const char *p = js, *end = js + len;
   while ((p = memmem(p, (size_t)(end - p), key, sizeof key - 1)) != NULL &&
          *n_ents < HVG__MAX_ENTRIES) {
-    const char *o = p + sizeof key - 2, *q = o; /* at '{' */
-    int depth = 0, in_str = 0;
-    for (; q < end; q++) {
-      if (in_str) {
-        if (*q == '\\')
-          q++;
-        else if (*q == '"')
-          in_str = 0;
-      } else if (*q == '"') {
-        in_str = 1;
-      } else if (*q == '{') {
-        depth++;
-      } else if (*q == '}' && --depth == 0) {
-        break;
-      }
-    }
-    if (q >= end)
-      return -1;
+    const char *o = p + sizeof key - 2; /* at '{' */
     /* read as hvg__entry_from reads the object's tree, without one */
     char url[1024], ine[4096];
     long nu = -3, ni = -3; /* -3: no such member (yet) */
     hvg_jscan j;
-    hvg_jscan_init(&j, o, (size_t)(q - o) + 1);
+    hvg_jscan_init(&j, o, (size_t)(end - o));
     int rc = hvg_jscan_enter_object(&j) == 1 ? 1 : -1;
     while (rc == 1 && (rc = hvg_jscan_member(&j)) == 1) {
       if (nu == -3 && !strcmp(j.key, "url"))
@@ -316,7 +299,7 @@ static int hvg__requests(const char *js, size_t len, hvg__entry *ents,
     hvg__copy(en->type, sizeof en->type, url);
     hvg__identifier(ni >= 0 ? ine : NULL, en->identifier,
                     sizeof en->identifier);
-    p = q;
+    p = o + j.i; /* after the object */
   }
   return 0;
 }
