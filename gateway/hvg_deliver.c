@@ -3,6 +3,7 @@
 
 #include "fhir_check.h"
 #include "hvg_fsrv.h"
+#include "hvg_jscan.h"
 #include "hvg_metrics.h"
 
 #include <openssl/evp.h>
@@ -46,6 +47,9 @@ int hvg_deliver_init(hvg_deliverer *d, const hvg_partner *p,
   hvg_partner_hold_init(&d->own);
   d->hold = hold ? hold : &d->own;
   hvg_http_resp_init(&d->resp);
+  hvg_buf_init(&d->logbuf, (size_t)1 << 20);
+  d->log_sec = -1;
+  d->pace_ms = HVG_DELIVER_LEASE_MS / 8.0 / 16; /* first round: 16 items */
   d->rng = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)d;
   int rc = store_open(&d->st, store_path, so, err);
   if (rc)
@@ -67,6 +71,7 @@ void hvg_deliver_free(hvg_deliverer *d) {
   }
   free(d->slots);
   d->slots = NULL;
+  hvg_buf_free(&d->logbuf);
   hvg_http_resp_free(&d->resp);
   hvg_auth_free(&d->auth);
   hvg_http_free(d->http);
@@ -97,50 +102,112 @@ static int64_t hvg__backoff(hvg_deliverer *d, int attempts, long retry_after_s) 
   return ms;
 }
 
-/* Appends "key":"value" (JSON-escaped) to a log line. */
-static void hvg__jstr(hvg_buf *b, const char *key, const char *v) {
+/* Appends ,"key":"value" (JSON-escaped) to a log line; nothing when v is
+ * NULL. 0 or the buffer's error. */
+static int hvg__jstr(hvg_buf *b, const char *key, const char *v) {
   if (!v)
-    return;
-  hvg_buf_printf(b, ",\"%s\":", key);
-  hvg_buf_add_json_str(b, v);
+    return 0;
+  int rc = hvg_buf_adds(b, ",\"");
+  if (!rc)
+    rc = hvg_buf_adds(b, key);
+  if (!rc)
+    rc = hvg_buf_adds(b, "\":");
+  return rc ? rc : hvg_buf_add_json_str(b, v);
+}
+
+/* Appends key (",\"name\":") and v in decimal, or v / 10 with one decimal
+ * when tenths: no printf per field of a line written for every Bundle. */
+static int hvg__num(hvg_buf *b, const char *key, long long v, int tenths) {
+  char d[32], *e = d + sizeof d, *q = e;
+  unsigned long long u =
+      v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+  if (tenths) {
+    *--q = (char)('0' + u % 10);
+    *--q = '.';
+    u /= 10;
+  }
+  do
+    *--q = (char)('0' + u % 10);
+  while (u /= 10);
+  if (v < 0)
+    *--q = '-';
+  int rc = hvg_buf_adds(b, key);
+  return rc ? rc : hvg_buf_add(b, q, (size_t)(e - q));
+}
+
+/* snprintf(dst, cap, "%s", src) without the format machinery. */
+static void hvg__copy(char *dst, size_t cap, const char *src) {
+  size_t n = strlen(src);
+  if (n >= cap)
+    n = cap - 1;
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+/* Writes the round's log lines (one write for all of them). */
+static void hvg__log_flush(hvg_deliverer *d) {
+  if (d->log && d->logbuf.len) {
+    fwrite(d->logbuf.data, 1, d->logbuf.len, d->log);
+    fflush(d->log);
+  }
+  hvg_buf_reset(&d->logbuf);
 }
 
 /* One JSON log line; values are ids, codes and numbers only. Formatted by
- * hand: one line per delivery should not cost a tree. */
+ * hand into the deliverer's buffer, which the end of the round writes: one
+ * line per delivery should cost neither a tree nor a write of its own. A
+ * line that cannot be formatted (no memory) is left out whole. */
 static void hvg__log(hvg_deliverer *d, const char *level, const char *event,
                      const store_item *it, long status, const char *detail,
                      double ms) {
   if (!d->log)
     return;
-  char ts[32];
   time_t now = time(NULL);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  hvg_buf b;
-  hvg_buf_init(&b, 4096);
-  hvg_buf_printf(&b, "{\"ts\":\"%s\"", ts);
-  hvg__jstr(&b, "level", level);
-  hvg__jstr(&b, "event", event);
-  hvg__jstr(&b, "partner", d->p->id);
+  if ((long long)now != d->log_sec) { /* a new second: format it once */
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(d->log_ts, sizeof d->log_ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    d->log_sec = (long long)now;
+  }
+  hvg_buf *b = &d->logbuf;
+  if (b->len > ((size_t)64 << 10))
+    hvg__log_flush(d); /* a long round: do not hold too much */
+  size_t mark = b->len;
+  int rc = hvg_buf_adds(b, "{\"ts\":\"");
+  if (!rc)
+    rc = hvg_buf_adds(b, d->log_ts);
+  if (!rc)
+    rc = hvg_buf_addc(b, '"');
+  if (!rc)
+    rc = hvg__jstr(b, "level", level);
+  if (!rc)
+    rc = hvg__jstr(b, "event", event);
+  if (!rc)
+    rc = hvg__jstr(b, "partner", d->p->id);
   if (it) {
-    hvg_buf_printf(&b, ",\"outbox_id\":%lld", (long long)it->id);
-    hvg__jstr(&b, "program", it->program);
-    hvg__jstr(&b, "record_type", it->record_type);
-    hvg__jstr(&b, "record_id", it->record_id);
-    hvg_buf_printf(&b, ",\"version\":%lld,\"attempt\":%d",
-                   (long long)it->version, it->attempts);
+    if (!rc)
+      rc = hvg__num(b, ",\"outbox_id\":", (long long)it->id, 0);
+    if (!rc)
+      rc = hvg__jstr(b, "program", it->program);
+    if (!rc)
+      rc = hvg__jstr(b, "record_type", it->record_type);
+    if (!rc)
+      rc = hvg__jstr(b, "record_id", it->record_id);
+    if (!rc)
+      rc = hvg__num(b, ",\"version\":", (long long)it->version, 0);
+    if (!rc)
+      rc = hvg__num(b, ",\"attempt\":", it->attempts, 0);
   }
-  if (status)
-    hvg_buf_printf(&b, ",\"http_status\":%ld", status);
-  if (ms >= 0)
-    hvg_buf_printf(&b, ",\"ms\":%.1f", ms);
-  hvg__jstr(&b, "detail", detail);
-  if (!hvg_buf_adds(&b, "}\n")) {
-    fwrite(b.data, 1, b.len, d->log);
-    fflush(d->log);
-  }
-  hvg_buf_free(&b);
+  if (!rc && status)
+    rc = hvg__num(b, ",\"http_status\":", status, 0);
+  if (!rc && ms >= 0) /* "%.1f", rounded half away from zero */
+    rc = hvg__num(b, ",\"ms\":", (long long)(ms * 10 + 0.5), 1);
+  if (!rc)
+    rc = hvg__jstr(b, "detail", detail);
+  if (!rc)
+    rc = hvg_buf_adds(b, "}\n");
+  if (rc)
+    hvg_buf_truncate(b, mark);
 }
 
 /* What one entry of our Bundle is: its resource type and identifier
@@ -209,31 +276,30 @@ static int hvg__requests(const char *js, size_t len, hvg__entry *ents,
   const char *p = js, *end = js + len;
   while ((p = memmem(p, (size_t)(end - p), key, sizeof key - 1)) != NULL &&
          *n_ents < HVG__MAX_ENTRIES) {
-    const char *o = p + sizeof key - 2, *q = o; /* at '{' */
-    int depth = 0, in_str = 0;
-    for (; q < end; q++) {
-      if (in_str) {
-        if (*q == '\\')
-          q++;
-        else if (*q == '"')
-          in_str = 0;
-      } else if (*q == '"') {
-        in_str = 1;
-      } else if (*q == '{') {
-        depth++;
-      } else if (*q == '}' && --depth == 0) {
-        break;
-      }
+    const char *o = p + sizeof key - 2; /* at '{' */
+    /* read as hvg__entry_from reads the object's tree, without one */
+    char url[1024], ine[4096];
+    long nu = -3, ni = -3; /* -3: no such member (yet) */
+    hvg_jscan j;
+    hvg_jscan_init(&j, o, (size_t)(end - o));
+    int rc = hvg_jscan_enter_object(&j) == 1 ? 1 : -1;
+    while (rc == 1 && (rc = hvg_jscan_member(&j)) == 1) {
+      if (nu == -3 && !strcmp(j.key, "url"))
+        nu = hvg_jscan_string(&j, url, sizeof url);
+      else if (ni == -3 && !strcmp(j.key, "ifNoneExist"))
+        ni = hvg_jscan_string(&j, ine, sizeof ine);
+      if (nu == -1 || ni == -1)
+        rc = -1;
     }
-    if (q >= end)
+    /* anything but a url string and at most an ifNoneExist string that fit
+     * is not what the gateway writes: the caller parses the whole Bundle */
+    if (rc < 0 || nu < 0 || (ni < 0 && ni != -3))
       return -1;
-    cJSON *req = cJSON_ParseWithLength(o, (size_t)(q - o) + 1);
-    int ok = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(req, "url"));
-    hvg__entry_from(req, ents, n_ents);
-    cJSON_Delete(req);
-    if (!ok)
-      return -1;
-    p = q;
+    hvg__entry *en = &ents[(*n_ents)++];
+    hvg__copy(en->type, sizeof en->type, url);
+    hvg__identifier(ni >= 0 ? ine : NULL, en->identifier,
+                    sizeof en->identifier);
+    p = o + j.i; /* after the object */
   }
   return 0;
 }
@@ -399,26 +465,65 @@ static int hvg__location(const char *loc, char *type, char *id, char *vid,
   type[tl] = '\0';
   memcpy(id, slash, il);
   id[il] = '\0';
-  snprintf(vid, cap, "%s", h ? h + 10 : "");
+  hvg__copy(vid, cap, h ? h + 10 : "");
   return 0;
 }
 
+/* The response.location of the transaction-response entry at the cursor,
+ * into loc[cap] ("" when it has none, or not as a string that fits): 0, or
+ * -1 when the text is malformed. */
+static int hvg__entry_location(hvg_jscan *j, char *loc, size_t cap) {
+  loc[0] = '\0';
+  int rc = hvg_jscan_enter_object(j);
+  if (rc <= 0)
+    return rc < 0 ? -1 : hvg_jscan_skip(j);
+  int seen = 0; /* the first "response", as cJSON would find it */
+  while ((rc = hvg_jscan_member(j)) == 1) {
+    if (seen || strcmp(j->key, "response"))
+      continue; /* the value is skipped */
+    seen = 1;
+    if ((rc = hvg_jscan_enter_object(j)) <= 0) {
+      if (rc < 0)
+        return -1;
+      continue;
+    }
+    int got = 0;
+    while ((rc = hvg_jscan_member(j)) == 1)
+      if (!got && !strcmp(j->key, "location")) {
+        got = 1;
+        if (hvg_jscan_string(j, loc, cap) == -1)
+          return -1;
+      }
+    if (rc < 0)
+      return -1;
+  }
+  return rc;
+}
+
+/* A 2xx: the ids in the entries' locations (read without a tree: the
+ * server may send every resource back), the audit entry. A response that
+ * is not JSON gives no ids, as before. */
 static void hvg__settle_ok(hvg__slot *sl, const hvg__entry *ents,
                            size_t n_ents, const hvg_http_resp *r, int64_t now) {
   size_t n_ids = 0;
-  cJSON *b = cJSON_ParseWithLength(r->body.data ? r->body.data : "",
-                                   r->body.len);
-  const cJSON *entries = cJSON_GetObjectItemCaseSensitive(b, "entry");
-  const cJSON *e;
-  size_t i = 0;
-  cJSON_ArrayForEach(e, entries) {
-    if (i >= n_ents)
+  hvg_jscan j;
+  hvg_jscan_init(&j, r->body.data, r->body.len);
+  int rc = hvg_jscan_enter_object(&j) == 1 ? 1 : -1;
+  while (rc == 1 && (rc = hvg_jscan_member(&j)) == 1 && strcmp(j.key, "entry"))
+    ;
+  if (rc == 1 && hvg_jscan_enter_array(&j) != 1)
+    rc = 0; /* no entries */
+  for (size_t i = 0; rc == 1 && i < n_ents; i++) {
+    char loc[1024];
+    if ((rc = hvg_jscan_item(&j)) != 1)
       break;
-    const cJSON *resp = cJSON_GetObjectItemCaseSensitive(e, "response");
-    const cJSON *loc = cJSON_GetObjectItemCaseSensitive(resp, "location");
-    if (cJSON_IsString(loc) && ents[i].identifier[0] &&
-        !hvg__location(loc->valuestring, sl->types[n_ids], sl->sids[n_ids],
-                       sl->vids[n_ids], 64)) {
+    if (hvg__entry_location(&j, loc, sizeof loc)) {
+      rc = -1;
+      break;
+    }
+    if (loc[0] && ents[i].identifier[0] &&
+        !hvg__location(loc, sl->types[n_ids], sl->sids[n_ids], sl->vids[n_ids],
+                       64)) {
       memcpy(sl->idents[n_ids], ents[i].identifier,
              sizeof sl->idents[n_ids]);
       store_assigned_id *id = &sl->ids[n_ids];
@@ -426,13 +531,18 @@ static void hvg__settle_ok(hvg__slot *sl, const hvg__entry *ents,
       id->identifier = sl->idents[n_ids];
       id->id = sl->sids[n_ids];
       id->version_id = sl->vids[n_ids][0] ? sl->vids[n_ids] : NULL;
-      hvg_buf_printf(&sl->refs, "%s%s/%s", sl->refs.len ? " " : "",
-                     sl->types[n_ids], sl->sids[n_ids]);
+      if (sl->refs.len)
+        hvg_buf_addc(&sl->refs, ' ');
+      hvg_buf_adds(&sl->refs, sl->types[n_ids]);
+      hvg_buf_addc(&sl->refs, '/');
+      hvg_buf_adds(&sl->refs, sl->sids[n_ids]);
       n_ids++;
     }
-    i++;
   }
-  cJSON_Delete(b);
+  if (rc < 0) { /* malformed: like an unparsable response, no ids */
+    n_ids = 0;
+    hvg_buf_reset(&sl->refs);
+  }
   memset(&sl->au, 0, sizeof sl->au);
   sl->au.actor = "gateway";
   sl->au.action = "disclose";
@@ -550,11 +660,10 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
     return rc;
   }
   char url[1024];
-  size_t bl = strlen(d->p->base_url);
-  snprintf(url, sizeof url, "%.*s", (int)(bl && d->p->base_url[bl - 1] == '/'
-                                              ? bl - 1
-                                              : bl),
-           d->p->base_url);
+  hvg__copy(url, sizeof url, d->p->base_url);
+  size_t bl = strlen(url);
+  if (bl && url[bl - 1] == '/')
+    url[bl - 1] = '\0';
   hvg_http_resp *r = &d->resp; /* reused: keeps its buffer */
   int tries = 0;
   long status = 0;
@@ -578,10 +687,11 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
       break; /* token endpoint unreachable: retry the item later */
     }
     const char *hdr[] = {"Content-Type: application/fhir+json",
-                         "Accept: application/fhir+json", auth[0] ? auth : NULL,
+                         "Accept: application/fhir+json",
+                         "Prefer: return=minimal", auth[0] ? auth : NULL,
                          NULL};
-    rc = hvg_http_request(d->http, "POST", url, hdr, body, strlen(body), r,
-                          &herr);
+    rc = hvg_http_request(d->http, "POST", url, hdr, body,
+                          owned ? strlen(body) : it->bundle_len, r, &herr);
     status = rc ? 0 : r->status;
     if (status == 401 && d->p->auth == HVG_AUTH_SMART && tries++ == 0) {
       hvg_auth_forget(&d->auth); /* expired or revoked: one fresh token */
@@ -593,6 +703,7 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
   clock_gettime(CLOCK_MONOTONIC, &t1);
   sl->ms = (double)(t1.tv_sec - t0.tv_sec) * 1000 +
            (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+  d->pace_ms = d->pace_ms * 0.75 + sl->ms * 0.25;
   sl->status = status;
   if (status >= 200 && status < 300) {
     hvg__unhold(d);
@@ -631,6 +742,15 @@ out:
   return rc;
 }
 
+/* How many items a round claims: what an eighth of the lease holds at the
+ * recent pace (so the lease outlasts the round even when the partner slows
+ * down), between 1 and HVG_DELIVER_BATCH. Bigger rounds cost less each: one
+ * claim and one commit serve more Bundles. */
+static size_t hvg__round_size(const hvg_deliverer *d) {
+  double n = HVG_DELIVER_LEASE_MS / 8.0 / (d->pace_ms > 1 ? d->pace_ms : 1);
+  return n >= HVG_DELIVER_BATCH ? HVG_DELIVER_BATCH : n < 1 ? 1 : (size_t)n;
+}
+
 int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
                       hvg_err *err) {
   if (idle_ms)
@@ -646,7 +766,7 @@ int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
   size_t n = 0;
   /* while an auth incident is open, probe with one item, not a batch */
   int rc = store_claim(d->st, d->p->id,
-                       atomic_load(&d->hold->reported) ? 1 : HVG_DELIVER_BATCH,
+                       atomic_load(&d->hold->reported) ? 1 : hvg__round_size(d),
                        now_ms, HVG_DELIVER_LEASE_MS, items, &n, err);
   if (rc)
     return rc;
@@ -714,6 +834,7 @@ int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
       hvg__log(d, x->level, x->event, &items[i], x->status,
                o[i].kind == STORE_DELIVERED ? NULL : x->text, x->ms);
   }
+  hvg__log_flush(d);
   store_items_release(items, n);
   return rc ? rc : (int)done;
 }

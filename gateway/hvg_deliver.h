@@ -15,7 +15,8 @@
  *  - any other 4xx: a dead letter with the server's OperationOutcome.
  * A record sent again after a change becomes an update: entries whose
  * resource has a stored server id are sent as PUT Type/id.
- * Events are logged as JSON lines (ids only, never names or birth dates). */
+ * Events are logged as JSON lines (ids only, never names or birth dates),
+ * the lines of a round written together when it ends. */
 #ifndef HVG_DELIVER_H
 #define HVG_DELIVER_H
 
@@ -28,7 +29,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define HVG_DELIVER_BATCH 16           /* items claimed (and settled) per round */
+/* Items claimed (and settled in one transaction) per round, at most: fewer
+ * when the partner is slow, so that a round takes about an eighth of the
+ * lease at the pace of the worker's recent requests. */
+#define HVG_DELIVER_BATCH 64
 #define HVG_DELIVER_LEASE_MS 120000    /* > the longest request */
 #define HVG_DELIVER_BACKOFF_MIN_MS 1000
 #define HVG_DELIVER_BACKOFF_MAX_MS 600000
@@ -77,6 +81,10 @@ typedef struct hvg_deliverer {
   uint64_t rng;
   struct hvg__slot *slots; /* a round's outcomes (HVG_DELIVER_BATCH) */
   hvg_http_resp resp;      /* reused for every request */
+  double pace_ms;          /* recent time per request (moving average) */
+  hvg_buf logbuf;          /* the round's log lines, written as it ends */
+  long long log_sec;       /* the second log_ts shows */
+  char log_ts[24];
   hvg_deliver_counts n;
 } hvg_deliverer;
 

@@ -12,6 +12,7 @@ struct hvg_http {
   hvg_http_opts o;
   hvg_http_resp *cur; /* the response being filled */
   int too_big;
+  struct curl_slist *hl; /* the last request's headers, kept for the next */
 };
 
 static size_t hvg__on_body(char *p, size_t sz, size_t n, void *ud) {
@@ -106,6 +107,45 @@ int hvg_http_new(hvg_http **out, const hvg_http_opts *opts, hvg_err *err) {
     h->o.timeout_ms = 60000;
   if (!h->o.max_body)
     h->o.max_body = (size_t)32 << 20;
+  /* what every request of the handle shares is set once; hvg_http_request
+   * sets the rest (URL, method, body, headers) in full each time */
+  CURL *c = h->curl;
+  CURLcode rc = curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (!rc)
+    rc = curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  if (!rc)
+    rc =
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms);
+  if (!rc)
+    rc = curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->o.timeout_ms);
+  if (!rc)
+    rc = curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, h->o.tls_verify ? 1L : 0L);
+  if (!rc)
+    rc = curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, h->o.tls_verify ? 2L : 0L);
+  if (!rc && h->o.ca_file)
+    rc = curl_easy_setopt(c, CURLOPT_CAINFO, h->o.ca_file);
+  if (!rc && h->o.client_cert_file) {
+    rc = curl_easy_setopt(c, CURLOPT_SSLCERT, h->o.client_cert_file);
+    if (!rc)
+      rc = curl_easy_setopt(c, CURLOPT_SSLKEY, h->o.client_key_file);
+  }
+  if (!rc) /* never re-POST PHI */
+    rc = curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  if (!rc)
+    rc = curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hvg__on_body);
+  if (!rc)
+    rc = curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+  if (!rc)
+    rc = curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, hvg__on_header);
+  if (!rc)
+    rc = curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
+  if (!rc)
+    rc = curl_easy_setopt(c, CURLOPT_USERAGENT, "hvgate");
+  if (rc) {
+    hvg_http_free(h);
+    return hvg_err_set(err, rc == CURLE_OUT_OF_MEMORY ? HVG_ENOMEM : HVG_EIO,
+                       NULL, "libcurl: %s", curl_easy_strerror(rc));
+  }
   *out = h;
   return 0;
 }
@@ -114,7 +154,33 @@ void hvg_http_free(hvg_http *h) {
   if (!h)
     return;
   curl_easy_cleanup(h->curl);
+  curl_slist_free_all(h->hl);
   free(h);
+}
+
+/* h->hl as the header lines (NULL-terminated list or NULL): kept when they
+ * are the last request's, as in delivery, built again otherwise. 0 or
+ * HVG_ENOMEM (h->hl is then NULL). */
+static int hvg__headers(hvg_http *h, const char *const *headers) {
+  const struct curl_slist *n = h->hl;
+  const char *const *p = headers;
+  for (; n && p && *p && !strcmp(n->data, *p); n = n->next, p++)
+    ;
+  if (!n && (!p || !*p))
+    return 0;
+  curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
+  curl_slist_free_all(h->hl);
+  h->hl = NULL;
+  for (p = headers; p && *p; p++) {
+    struct curl_slist *l = curl_slist_append(h->hl, *p);
+    if (!l) {
+      curl_slist_free_all(h->hl);
+      h->hl = NULL;
+      return HVG_ENOMEM;
+    }
+    h->hl = l;
+  }
+  return 0;
 }
 
 int hvg_http_request(hvg_http *h, const char *method, const char *url,
@@ -129,42 +195,17 @@ int hvg_http_request(hvg_http *h, const char *method, const char *url,
   resp->retry_after_s = -1;
   resp->body = keep;
   resp->body.max = h->o.max_body;
-  struct curl_slist *hl = NULL;
-  for (const char *const *p = headers; p && *p; p++) {
-    struct curl_slist *n = curl_slist_append(hl, *p);
-    if (!n) {
-      curl_slist_free_all(hl);
-      return hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
-    }
-    hl = n;
-  }
+  if (hvg__headers(h, headers))
+    return hvg_err_set(err, HVG_ENOMEM, NULL, NULL);
   CURL *c = h->curl;
-  /* the handle keeps its connection cache across requests; options are set
-   * in full each time so nothing leaks from the previous request */
-  curl_easy_reset(c);
+  /* the handle keeps its connection cache and the options set by
+   * hvg_http_new; what differs between requests is set in full */
   h->cur = resp;
   h->too_big = 0;
   curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->o.connect_timeout_ms);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->o.timeout_ms);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, h->o.tls_verify ? 1L : 0L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, h->o.tls_verify ? 2L : 0L);
-  if (h->o.ca_file)
-    curl_easy_setopt(c, CURLOPT_CAINFO, h->o.ca_file);
-  if (h->o.client_cert_file) {
-    curl_easy_setopt(c, CURLOPT_SSLCERT, h->o.client_cert_file);
-    curl_easy_setopt(c, CURLOPT_SSLKEY, h->o.client_key_file);
-  }
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* never re-POST PHI */
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, hvg__on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, hvg__on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "hvgate");
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->hl);
   if (!strcmp(method, "GET")) {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
   } else {
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -172,8 +213,6 @@ int hvg_http_request(hvg_http *h, const char *method, const char *url,
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
   }
   CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(hl);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
   h->cur = NULL;
   if (h->too_big)
     return hvg_err_set(err, HVG_ETOOBIG, NULL,

@@ -241,19 +241,12 @@ static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2,
              " LEFT JOIN dead_letters d ON d.outbox_id = o.id"                \
              " WHERE o.state = 2 AND o.id > ?2"                               \
              " AND (?1 IS NULL OR o.partner = ?1) ORDER BY o.id LIMIT ?3")    \
-  X(SID_PUT, "INSERT INTO server_ids(partner, resource_type, identifier,"     \
-             " server_id, version_id, record, updated_at)"                    \
-             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"                           \
-             " ON CONFLICT(partner, resource_type, identifier) DO UPDATE"     \
-             " SET server_id = excluded.server_id,"                           \
-             " version_id = excluded.version_id, record = excluded.record,"   \
-             " updated_at = excluded.updated_at")                             \
   X(SID_GET, "SELECT server_id, version_id FROM server_ids"                   \
              " WHERE partner = ?1 AND resource_type = ?2"                     \
              " AND identifier = ?3")                                          \
   X(PSTAT_DELIVERED, "INSERT INTO partner_stats(partner, delivered)"          \
-                     " VALUES (?1, 1) ON CONFLICT(partner) DO UPDATE"         \
-                     " SET delivered = delivered + 1")                        \
+                     " VALUES (?1, ?2) ON CONFLICT(partner) DO UPDATE"        \
+                     " SET delivered = delivered + ?2")                       \
   X(PSTAT_ALL, "SELECT partner, delivered FROM partner_stats")                \
   X(STATS, "SELECT partner, state, count(*), min(id) FROM outbox"             \
            " WHERE state < 3 GROUP BY partner, state")                        \
@@ -887,6 +880,9 @@ void store_close(store *st) {
     sqlite3_finalize(st->q[i]);
   for (int i = 0; i < ST__QL_MAX; i++) /* store_sqlite_loop.c's */
     sqlite3_finalize(st->ql[i]);
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < ST__ROWS; i++)
+      sqlite3_finalize(st->qrows[k][i]);
   sqlite3_close_v2(st->db);
   free(st);
 }
@@ -1640,6 +1636,12 @@ static int check_outcome(const store_outcome *o, size_t i, hvg_err *err) {
     }
     for (size_t k = 0; k < o->n_ids; k++) {
       const store_assigned_id *d = &o->ids[k];
+      if (d->resource_type && *d->resource_type && d->identifier &&
+          *d->identifier && d->id && *d->id &&
+          strlen(d->resource_type) <= STORE_KEY_MAX &&
+          strlen(d->identifier) <= STORE_KEY_MAX * 2 &&
+          strlen(d->id) <= STORE_KEY_MAX)
+        continue; /* the field is named only when something is wrong */
       snprintf(f, sizeof f, "outcomes[%zu].ids[%zu]", i, k);
       int rc = st__need(d->resource_type, f, STORE_KEY_MAX, err);
       if (!rc)
@@ -1664,42 +1666,252 @@ static int check_outcome(const store_outcome *o, size_t i, hvg_err *err) {
   }
 }
 
-static int finish_delivered(store *st, const store_outcome *o,
+/* What store_finish writes of a round's deliveries that nothing in the
+ * round reads back: server ids, audit entries and the delivered counts are
+ * gathered and written at the end of the transaction, several rows per
+ * statement. A write statement on a table with a trigger (audit) or whose
+ * upsert sets a foreign key (server_ids.record) first copies each page it
+ * changes to a statement journal; one statement for many rows copies each
+ * page once, and runs the statement machinery once. Of several server ids
+ * of one resource in a round (the practice's Organization, the home
+ * visitor's Practitioner in many Bundles), only the last is written: the
+ * one the transaction would leave in place after writing them all. The
+ * rest keep their order. */
+typedef struct st__sid {
+  const store_assigned_id *id;
+  int64_t record;
+  const char *partner; /* in the round's partner pool */
+  int dropped;         /* a later row of the round sets the same resource */
+} st__sid;
+
+typedef struct st__round {
+  int64_t now;
+  st__sid *sid; /* the round's server ids, n_sid of cap_sid */
+  size_t n_sid, cap_sid;
+  uint32_t *hash; /* hcap slots: row index + 1, 0 free */
+  size_t hcap;
+  char (*partners)[STORE_PARTNER_MAX + 1]; /* distinct partners seen */
+  size_t n_partners;
+  size_t n_audit;
+  const store_audit_entry *audit[ST__ROWS];
+  const store_item *audit_item[ST__ROWS];
+  char partner[STORE_PARTNER_MAX + 1]; /* of the deliveries counted */
+  int64_t delivered;
+} st__round;
+
+static const char *const ROWS_SQL[2][3] = {
+    {"INSERT INTO server_ids(partner, resource_type, identifier, server_id,"
+     " version_id, record, updated_at) VALUES ",
+     "(?,?,?,?,?,?,?)",
+     " ON CONFLICT(partner, resource_type, identifier) DO UPDATE"
+     " SET server_id = excluded.server_id,"
+     " version_id = excluded.version_id, record = excluded.record,"
+     " updated_at = excluded.updated_at"},
+    {"INSERT INTO audit(at, actor, action, partner, program, record_type,"
+     " record_id, resources, consent_id, detail) VALUES ",
+     "(?,?,?,?,?,?,?,?,?,?)", ""}};
+
+/* The cached statement writing k rows (1..ST__ROWS) of kind 0 (server
+ * ids) or 1 (audit). */
+static int rows_stmt(store *st, int kind, size_t k, sqlite3_stmt **out,
+                     hvg_err *err) {
+  char sql[1024];
+  size_t n = 0;
+  if (!st->qrows[kind][k - 1]) {
+    n = (size_t)snprintf(sql, sizeof sql, "%s", ROWS_SQL[kind][0]);
+    for (size_t i = 0; i < k && n < sizeof sql; i++)
+      n += (size_t)snprintf(sql + n, sizeof sql - n, "%s%s", i ? "," : "",
+                            ROWS_SQL[kind][1]);
+    if (n < sizeof sql)
+      n += (size_t)snprintf(sql + n, sizeof sql - n, "%s", ROWS_SQL[kind][2]);
+    if (n >= sizeof sql)
+      return hvg_err_set(err, HVG_ENOMEM, "store.finish", "query too long");
+  }
+  return st__prepare(st, &st->qrows[kind][k - 1], sql, out, err);
+}
+
+/* Room for the server ids of outcomes o[0..n) (one block, freed with
+ * round_free): 0 or HVG_ENOMEM. */
+static int round_alloc(st__round *r, const store_outcome *o, size_t n,
+                       hvg_err *err) {
+  size_t ids = 0;
+  for (size_t i = 0; i < n; i++)
+    if (o[i].kind == STORE_DELIVERED)
+      ids += o[i].n_ids;
+  if (!ids)
+    return 0;
+  size_t hcap = 2;
+  while (hcap < 2 * ids)
+    hcap *= 2;
+  size_t a = ids * sizeof *r->sid, b = hcap * sizeof *r->hash;
+  char *m = malloc(a + b + n * sizeof *r->partners);
+  if (!m)
+    return hvg_err_set(err, HVG_ENOMEM, "store.finish", NULL);
+  r->sid = (st__sid *)(void *)m;
+  r->cap_sid = ids;
+  r->hash = (uint32_t *)(void *)(m + a);
+  r->hcap = hcap;
+  r->partners = (char(*)[STORE_PARTNER_MAX + 1])(void *)(m + a + b);
+  return 0;
+}
+
+static void round_free(st__round *r) {
+  free(r->sid);
+  r->sid = NULL;
+}
+
+static uint64_t sid_hash(const st__sid *x) {
+  const char *parts[3] = {x->partner, x->id->resource_type, x->id->identifier};
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (int k = 0; k < 3; k++) {
+    for (const unsigned char *c = (const unsigned char *)parts[k]; *c; c++)
+      h = (h ^ *c) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull; /* between parts */
+  }
+  return h;
+}
+
+static int sid_same(const st__sid *x, const st__sid *y) {
+  return !strcmp(x->id->identifier, y->id->identifier) &&
+         !strcmp(x->id->resource_type, y->id->resource_type) &&
+         !strcmp(x->partner, y->partner);
+}
+
+/* Rows chunk[0..k) in one statement. */
+static int round_write_sids(store *st, st__round *r, const st__sid **chunk,
+                            size_t k, hvg_err *err) {
+  sqlite3_stmt *s;
+  int rc = rows_stmt(st, 0, k, &s, err);
+  for (size_t i = 0; !rc && i < k; i++) {
+    const store_assigned_id *d = chunk[i]->id;
+    int b = (int)i * 7;
+    rc = st__bind_text(st, s, b + 1, chunk[i]->partner, err);
+    if (!rc)
+      rc = st__bind_text(st, s, b + 2, d->resource_type, err);
+    if (!rc)
+      rc = st__bind_text(st, s, b + 3, d->identifier, err);
+    if (!rc)
+      rc = st__bind_text(st, s, b + 4, d->id, err);
+    if (!rc)
+      rc = st__bind_text(st, s, b + 5, d->version_id, err);
+    if (!rc)
+      rc = st__bind_i64(st, s, b + 6, chunk[i]->record, err);
+    if (!rc)
+      rc = st__bind_i64(st, s, b + 7, r->now, err);
+  }
+  return rc ? rc : st__exec_done(st, s, "store.ack", err);
+}
+
+/* The round's server ids: the last of each resource, in order, ST__ROWS
+ * per statement. */
+static int round_flush_sids(store *st, st__round *r, hvg_err *err) {
+  if (!r->n_sid)
+    return 0;
+  memset(r->hash, 0, r->hcap * sizeof *r->hash);
+  for (size_t i = r->n_sid; i-- > 0;) {
+    st__sid *x = &r->sid[i];
+    size_t k = (size_t)sid_hash(x) & (r->hcap - 1);
+    for (;; k = (k + 1) & (r->hcap - 1)) {
+      if (!r->hash[k]) {
+        r->hash[k] = (uint32_t)i + 1;
+        break;
+      }
+      if (sid_same(&r->sid[r->hash[k] - 1], x)) {
+        x->dropped = 1; /* a later row sets it */
+        break;
+      }
+    }
+  }
+  int rc = 0;
+  for (size_t i = 0; !rc && i < r->n_sid;) {
+    const st__sid *chunk[ST__ROWS];
+    size_t k = 0;
+    for (; i < r->n_sid && k < ST__ROWS; i++)
+      if (!r->sid[i].dropped)
+        chunk[k++] = &r->sid[i];
+    if (k)
+      rc = round_write_sids(st, r, chunk, k, err);
+  }
+  r->n_sid = 0;
+  return rc;
+}
+
+static int round_flush_audit(store *st, st__round *r, hvg_err *err) {
+  if (!r->n_audit)
+    return 0;
+  sqlite3_stmt *s;
+  int rc = rows_stmt(st, 1, r->n_audit, &s, err);
+  for (size_t i = 0; !rc && i < r->n_audit; i++) {
+    const store_audit_entry *e = r->audit[i];
+    const store_item *it = r->audit_item[i];
+#define STORE__DEF(f) (e->f ? e->f : it ? it->f : NULL)
+    const char *vals[] = {e->actor,
+                          e->action,
+                          STORE__DEF(partner),
+                          STORE__DEF(program),
+                          STORE__DEF(record_type),
+                          STORE__DEF(record_id),
+                          e->resources,
+                          STORE__DEF(consent_id),
+                          e->detail};
+#undef STORE__DEF
+    int b = (int)i * 10;
+    rc = st__bind_i64(st, s, b + 1, e->at_ms, err);
+    for (int k = 0; !rc && k < 9; k++)
+      rc = st__bind_text(st, s, b + k + 2, vals[k], err);
+  }
+  r->n_audit = 0;
+  return rc ? rc : st__exec_done(st, s, "store.audit", err);
+}
+
+static int round_flush_count(store *st, st__round *r, hvg_err *err) {
+  if (!r->delivered)
+    return 0;
+  sqlite3_stmt *s;
+  int rc = st__stmt(st, Q_PSTAT_DELIVERED, &s, err);
+  if (!rc)
+    rc = st__bind_text(st, s, 1, r->partner, err);
+  if (!rc)
+    rc = st__bind_i64(st, s, 2, r->delivered, err);
+  r->delivered = 0;
+  return rc ? rc : st__exec_done(st, s, "store.ack", err);
+}
+
+/* Everything gathered: at the end of the round, before its commit. */
+static int round_flush(store *st, st__round *r, hvg_err *err) {
+  int rc = round_flush_sids(st, r, err);
+  if (!rc)
+    rc = round_flush_audit(st, r, err);
+  return rc ? rc : round_flush_count(st, r, err);
+}
+
+static int finish_delivered(store *st, st__round *r, const store_outcome *o,
                             const ob_row *row, int64_t now, hvg_err *err) {
   const store_item *it = o->item;
   int rc = ob_update(st, Q_OB_ACK, it->id, now, NULL, 0, err);
-  for (size_t i = 0; !rc && i < o->n_ids; i++) {
-    sqlite3_stmt *s;
-    rc = st__stmt(st, Q_SID_PUT, &s, err);
-    if (!rc)
-      rc = st__bind_text(st, s, 1, row->partner, err);
-    if (!rc)
-      rc = st__bind_text(st, s, 2, o->ids[i].resource_type, err);
-    if (!rc)
-      rc = st__bind_text(st, s, 3, o->ids[i].identifier, err);
-    if (!rc)
-      rc = st__bind_text(st, s, 4, o->ids[i].id, err);
-    if (!rc)
-      rc = st__bind_text(st, s, 5, o->ids[i].version_id, err);
-    if (!rc)
-      rc = st__bind_i64(st, s, 6, row->record, err);
-    if (!rc)
-      rc = st__bind_i64(st, s, 7, now, err);
-    if (!rc)
-      rc = st__exec_done(st, s, "store.ack", err);
+  if (!rc && o->n_ids) { /* the partner, in the round's pool */
+    if (!r->n_partners || strcmp(r->partners[r->n_partners - 1], row->partner))
+      memcpy(r->partners[r->n_partners++], row->partner, sizeof row->partner);
+    for (size_t i = 0; i < o->n_ids && r->n_sid < r->cap_sid; i++)
+      r->sid[r->n_sid++] =
+          (st__sid){&o->ids[i], row->record, r->partners[r->n_partners - 1], 0};
   }
+  if (!rc && r->delivered && strcmp(r->partner, row->partner))
+    rc = round_flush_count(st, r, err); /* another partner's count */
   if (!rc) {
-    sqlite3_stmt *s;
-    rc = st__stmt(st, Q_PSTAT_DELIVERED, &s, err);
-    if (!rc)
-      rc = st__bind_text(st, s, 1, row->partner, err);
-    if (!rc)
-      rc = st__exec_done(st, s, "store.ack", err);
+    memcpy(r->partner, row->partner, sizeof row->partner);
+    r->delivered++;
   }
   if (!rc)
     rc = lane_next(st, row->partner, row->pk, err);
-  if (!rc && o->audit)
-    rc = audit_insert(st, o->audit, it, err);
+  if (!rc && o->audit) {
+    if (r->n_audit == ST__ROWS)
+      rc = round_flush_audit(st, r, err);
+    if (!rc) {
+      r->audit[r->n_audit] = o->audit;
+      r->audit_item[r->n_audit++] = it;
+    }
+  }
   if (!rc && it->record_type && strcmp(it->record_type, "referral") == 0) {
     sqlite3_stmt *s; /* the loop's "sent" date */
     rc = st__stmt(st, Q_REF_SENT, &s, err);
@@ -1754,6 +1966,11 @@ int store_finish(store *st, store_outcome *o, size_t n, int64_t now_ms,
   int rc = st__tx_begin(st, err);
   if (rc)
     return rc;
+  st__round round, *r = &round;
+  memset(r, 0, sizeof *r);
+  r->now = now_ms;
+  if ((rc = round_alloc(r, o, n, err)))
+    return st__tx_end(st, rc, err);
   for (size_t i = 0; !rc && i < n; i++) {
     ob_row row;
     hvg_err item_err;
@@ -1769,7 +1986,7 @@ int store_finish(store *st, store_outcome *o, size_t n, int64_t now_ms,
     }
     switch (o[i].kind) {
     case STORE_DELIVERED:
-      rc = finish_delivered(st, &o[i], &row, now_ms, err);
+      rc = finish_delivered(st, r, &o[i], &row, now_ms, err);
       break;
     case STORE_RETRY:
       rc = ob_update(st, Q_OB_RETRY, o[i].item->id, o[i].next_attempt_ms,
@@ -1781,6 +1998,9 @@ int store_finish(store *st, store_outcome *o, size_t n, int64_t now_ms,
     }
     free(row.pk);
   }
+  if (!rc)
+    rc = round_flush(st, r, err);
+  round_free(r);
   return st__tx_end(st, rc, err);
 }
 

@@ -551,6 +551,109 @@ static void test_claim_order_and_leases(void **state) {
   store_close(st);
 }
 
+/* One store_finish for a round larger than one multi-row write: a resource
+ * several items delivered keeps the last one's id, an item whose lease was
+ * lost writes nothing, delivered counts stay per partner, audit entries
+ * keep the order of the outcomes. */
+static void test_finish_round(void **state) {
+  fx *f = *state;
+  store *st = open_ok(f->path);
+  rec r[22];
+  for (int i = 0; i < 22; i++) {
+    char id[16], pk[16];
+    snprintf(id, sizeof id, "%s%02d", i < 20 ? "r" : "s", i);
+    snprintf(pk, sizeof pk, "P%02d", i);
+    mk(&r[i], id, pk, id, i < 20 ? "1" : "2");
+    put1(st, &r[i], T0);
+  }
+  store_item it[22], stolen[1];
+  assert_int_equal(claim(st, "p1", 20, T0, 1000, it), 20);
+  assert_int_equal(claim(st, "p2", 2, T0, 1000, it + 20), 2);
+  /* r00's lease runs out and another holder takes it */
+  assert_int_equal(claim(st, "p1", 1, T0 + 1000, 1000, stolen), 1);
+  assert_string_equal(stolen[0].record_id, "r00");
+  /* outcomes: p1 r00..r09, p2 s20 s21, p1 r10..r19; each with a shared
+   * Organization and its own Observation: 44 ids, 22 audit entries */
+  store_outcome o[22];
+  store_assigned_id ids[22][2];
+  store_audit_entry au[22];
+  char sid[22][2][32], ident[22][32];
+  int order[22];
+  for (int k = 0; k < 22; k++)
+    order[k] = k < 10 ? k : k < 12 ? k + 10 : k - 2;
+  for (int k = 0; k < 22; k++) {
+    const store_item *x = &it[order[k]];
+    snprintf(sid[k][0], sizeof sid[k][0], "org-%s", x->record_id);
+    snprintf(sid[k][1], sizeof sid[k][1], "obs-%s", x->record_id);
+    snprintf(ident[k], sizeof ident[k], "urn:obs|%s", x->record_id);
+    ids[k][0] =
+        (store_assigned_id){"Organization", "urn:npi|1", sid[k][0], "1"};
+    ids[k][1] = (store_assigned_id){"Observation", ident[k], sid[k][1], NULL};
+    au[k] = (store_audit_entry){0};
+    au[k].at_ms = T0 + 1001;
+    au[k].actor = "gateway";
+    au[k].action = "disclose";
+    au[k].resources = sid[k][1];
+    o[k] = (store_outcome){0};
+    o[k].item = x;
+    o[k].kind = STORE_DELIVERED;
+    o[k].ids = ids[k];
+    o[k].n_ids = 2;
+    o[k].audit = &au[k];
+  }
+  hvg_err e;
+  hvg_err_clear(&e);
+  assert_int_equal(store_finish(st, o, 22, T0 + 1001, &e), 0);
+  for (int k = 0; k < 22; k++)
+    assert_int_equal(o[k].result, k == 0 ? HVG_ESTATE : 0);
+  hvg_buf id;
+  hvg_buf_init(&id, 64);
+  assert_int_equal(
+      store_server_id(st, "p1", "Organization", "urn:npi|1", &id, NULL, &e), 0);
+  assert_string_equal(id.data, "org-r19");
+  hvg_buf_reset(&id);
+  assert_int_equal(
+      store_server_id(st, "p2", "Organization", "urn:npi|1", &id, NULL, &e), 0);
+  assert_string_equal(id.data, "org-s21");
+  hvg_buf_reset(&id);
+  assert_int_equal(
+      store_server_id(st, "p1", "Observation", "urn:obs|r00", &id, NULL, &e),
+      HVG_ENOTFOUND);
+  assert_int_equal(
+      store_server_id(st, "p1", "Observation", "urn:obs|r07", &id, NULL, &e),
+      0);
+  assert_string_equal(id.data, "obs-r07");
+  hvg_buf_free(&id);
+  sqlite3 *db = raw_open(f->path);
+  assert_int_equal(raw_count(db, "SELECT count(*) FROM server_ids"), 23);
+  assert_int_equal(raw_count(db, "SELECT count(*) FROM server_ids s JOIN "
+                                 "records r ON r.id = s.record WHERE "
+                                 "s.partner = 'p1' AND s.resource_type = "
+                                 "'Organization' AND r.record_id = 'r19'"),
+                   1);
+  sqlite3_close(db);
+  store_partner_stats ps[2];
+  size_t n = 0;
+  assert_int_equal(store_stats(st, T0 + 1001, ps, 2, &n, NULL, &e), 0);
+  assert_int_equal(n, 2);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(ps[i].delivered, !strcmp(ps[i].partner, "p1") ? 19 : 2);
+  store_audit_iter *ai = NULL;
+  assert_int_equal(store_audit_iter_open(st, 0, &ai, &e), 0);
+  store_audit_entry got;
+  for (int k = 1; k < 22; k++) {
+    assert_int_equal(store_audit_iter_next(ai, &got, &e), 1);
+    assert_string_equal(got.record_id, it[order[k]].record_id);
+    assert_string_equal(got.partner, order[k] < 20 ? "p1" : "p2");
+  }
+  assert_int_equal(store_audit_iter_next(ai, &got, &e), 0);
+  store_audit_iter_close(ai);
+  check_ok(st);
+  store_items_release(it, 22);
+  store_items_release(stolen, 1);
+  store_close(st);
+}
+
 /* A dead letter replayed behind an item in flight of the same patient waits
  * for it, then goes first. */
 static void test_replay_behind_inflight(void **state) {
@@ -1006,6 +1109,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_batch_10000, setup, teardown),
       cmocka_unit_test_setup_teardown(test_claim_order_and_leases, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_finish_round, setup, teardown),
       cmocka_unit_test_setup_teardown(test_replay_behind_inflight, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_audit_append_only, setup, teardown),
