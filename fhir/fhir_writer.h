@@ -41,6 +41,7 @@ typedef struct fhir__wframe {
   unsigned char is_ext;     /* XML: Extension (url is an attribute) */
   unsigned char wrapped;    /* XML: resource inside a wrapper element */
   unsigned int count;       /* children written */
+  unsigned int nlen;        /* strlen(name) when not inside an array */
 } fhir__wframe;
 
 typedef struct fhir_writer {
