@@ -299,6 +299,23 @@ static void test_uuid5(void **state) {
                    0);
   assert_string_not_equal(a, b); /* type is part of the name */
   assert_int_equal(strncmp(a, "urn:uuid:", 9), 0);
+  /* the generator's cache of identifier ids: more names than it holds, each
+   * asked for twice, ids equal to those made without it */
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < 3 * FHIR_UUID_CACHE; i += 7) {
+      char value[32], sys[200];
+      snprintf(value, sizeof value, "V%d", i);
+      snprintf(sys, sizeof sys, "urn:sys:%0*d", i % 2 ? 150 : 1, i % 5);
+      assert_int_equal(fhir_uuid_for_identifier(NULL, "Patient", sys, value, a),
+                       0);
+      assert_int_equal(fhir_uuid_for_identifier(gen, "Patient", sys, value, b),
+                       0);
+      assert_string_equal(a, b);
+      assert_int_equal(fhir_uuid_for_identifier(gen, "Patient", sys, value, b),
+                       0);
+      assert_string_equal(a, b);
+    }
+  }
   fhir_uuid_gen_free(gen);
 }
 
