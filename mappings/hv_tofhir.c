@@ -93,26 +93,43 @@ static int hv__res_init(fhir_uuid_gen *g, hv__res *r, const char *type, const ch
 /* FHIR search token escaping (\ | , $) and URL percent-encoding of what is
  * not unreserved; ':' '/' and the system|value bar stay readable. Writes at
  * most 6 bytes per input byte to o and returns the end. */
+#define HV__U(c) [(unsigned char)(c)] = 1
+static const unsigned char hv__plain[256] = {
+    HV__U('-'), HV__U('.'), HV__U('_'), HV__U('~'), HV__U(':'), HV__U('/'),
+    HV__U('0'), HV__U('1'), HV__U('2'), HV__U('3'), HV__U('4'), HV__U('5'),
+    HV__U('6'), HV__U('7'), HV__U('8'), HV__U('9'), HV__U('A'), HV__U('B'),
+    HV__U('C'), HV__U('D'), HV__U('E'), HV__U('F'), HV__U('G'), HV__U('H'),
+    HV__U('I'), HV__U('J'), HV__U('K'), HV__U('L'), HV__U('M'), HV__U('N'),
+    HV__U('O'), HV__U('P'), HV__U('Q'), HV__U('R'), HV__U('S'), HV__U('T'),
+    HV__U('U'), HV__U('V'), HV__U('W'), HV__U('X'), HV__U('Y'), HV__U('Z'),
+    HV__U('a'), HV__U('b'), HV__U('c'), HV__U('d'), HV__U('e'), HV__U('f'),
+    HV__U('g'), HV__U('h'), HV__U('i'), HV__U('j'), HV__U('k'), HV__U('l'),
+    HV__U('m'), HV__U('n'), HV__U('o'), HV__U('p'), HV__U('q'), HV__U('r'),
+    HV__U('s'), HV__U('t'), HV__U('u'), HV__U('v'), HV__U('w'), HV__U('x'),
+    HV__U('y'), HV__U('z')};
+#undef HV__U
+
 static char *hv__enc(char *o, const char *s, int escape_search) {
   static const char hex[] = "0123456789ABCDEF";
-  for (; *s; s++) {
+  for (;;) {
+    const char *run = s; /* unreserved bytes are copied as one run */
+    while (hv__plain[(unsigned char)*s])
+      s++;
+    memcpy(o, run, (size_t)(s - run));
+    o += s - run;
     unsigned char c = (unsigned char)*s;
+    if (!c)
+      return o;
     if (escape_search && (c == '\\' || c == '|' || c == ',' || c == '$')) {
       memcpy(o, "%5C", 3);
       o += 3;
     }
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-        c == '~' || c == ':' || c == '/') {
-      *o++ = (char)c;
-    } else {
-      o[0] = '%';
-      o[1] = hex[c >> 4];
-      o[2] = hex[c & 15];
-      o += 3;
-    }
+    o[0] = '%';
+    o[1] = hex[c >> 4];
+    o[2] = hex[c & 15];
+    o += 3;
+    s++;
   }
-  return o;
 }
 
 /* "identifier=system|value", encoded, in the arena; NULL when out of
