@@ -83,6 +83,28 @@ static inline void w__commit(fhir_writer *w, const char *end) {
   w->out->len = (size_t)(end - w->out->data);
 }
 
+/* memcpy of the few bytes of a key, without a call. */
+static inline void w__cpy(char *o, const char *s, size_t n) {
+  if (n >= 8 && n <= 16) {
+    uint64_t a, b;
+    memcpy(&a, s, 8);
+    memcpy(&b, s + n - 8, 8);
+    memcpy(o, &a, 8);
+    memcpy(o + n - 8, &b, 8);
+  } else if (n >= 4 && n < 8) {
+    uint32_t a, b;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + n - 4, 4);
+    memcpy(o, &a, 4);
+    memcpy(o + n - 4, &b, 4);
+  } else if (n < 4) {
+    for (size_t i = 0; i < n; i++)
+      o[i] = s[i];
+  } else {
+    memcpy(o, s, n);
+  }
+}
+
 /* The separator and key of a new child of p: ',' before all but the first,
  * then "name": unless p is an array. At most ln + 4 bytes. */
 static inline char *w__json_key(char *o, fhir__wframe *p, const char *name,
@@ -92,7 +114,7 @@ static inline char *w__json_key(char *o, fhir__wframe *p, const char *name,
   p->count++;
   if (p->kind != W_ARR) {
     *o++ = '"';
-    memcpy(o, name, ln);
+    w__cpy(o, name, ln);
     o += ln;
     *o++ = '"';
     *o++ = ':';
@@ -552,8 +574,8 @@ static void w__pop(fhir_writer *w, int kind) {
 
 void fhir_w_resource_end(fhir_writer *w) { w__pop(w, W_RES); }
 
-void fhir_w_object_begin(fhir_writer *w, const char *name) {
-  if (w__push(w, W_OBJ, name, W_NLEN(name)))
+void fhir__w_object_begin(fhir_writer *w, const char *name, size_t name_len) {
+  if (w__push(w, W_OBJ, name, name_len))
     return;
   fhir__wframe *f = w__top(w);
   /* XML only (url as an attribute); first letters first */
@@ -564,13 +586,13 @@ void fhir_w_object_begin(fhir_writer *w, const char *name) {
 
 void fhir_w_object_end(fhir_writer *w) { w__pop(w, W_OBJ); }
 
-void fhir_w_array_begin(fhir_writer *w, const char *name) {
+void fhir__w_array_begin(fhir_writer *w, const char *name, size_t name_len) {
   fhir__wframe *top = w__top(w);
   if (top && top->kind == W_ARR) { /* FHIR has no arrays of arrays */
     W_FAIL(w, HVG_EINVAL);
     return;
   }
-  w__push(w, W_ARR, name, W_NLEN(name));
+  w__push(w, W_ARR, name, name_len);
 }
 
 void fhir_w_array_end(fhir_writer *w) { w__pop(w, W_ARR); }
@@ -661,17 +683,11 @@ void fhir_w_null(fhir_writer *w) {
   W_LIT(w, "null");
 }
 
-void fhir_w_stringn(fhir_writer *w, const char *name, const char *value,
-                    size_t len) {
+void fhir__w_string(fhir_writer *w, const char *name, size_t name_len,
+                    const char *value, size_t len) {
   if (!value || !len)
     return;
-  w__prim(w, name, W_NLEN(name), value, len, 's');
-}
-
-void fhir_w_string(fhir_writer *w, const char *name, const char *value) {
-  if (!value || !*value)
-    return;
-  w__prim(w, name, W_NLEN(name), value, strlen(value), 's');
+  w__prim(w, name, name_len, value, len, 's');
 }
 
 /* JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
