@@ -271,6 +271,27 @@ static void test_checks(void **state) {
   assert_false(fhir_check_code(""));
   assert_true(fhir_check_id("abc-1.2"));
   assert_false(fhir_check_id("a_b"));
+  assert_false(fhir_check_uri(""));
+  assert_false(fhir_check_uri(NULL));
+  /* white space at every position of URIs of every length to 40 */
+  char uri[48];
+  for (size_t n = 1; n <= 40; n++) {
+    for (size_t i = 0; i < n; i++)
+      uri[i] = (char)('!' + (i * 7) % 94); /* printable, no space */
+    uri[n] = '\0';
+    assert_true(fhir_check_uri(uri));
+    for (size_t at = 0; at < n; at++) {
+      static const char ws[] = {' ', '\t', '\n', '\r'};
+      char keep = uri[at];
+      for (size_t k = 0; k < sizeof ws; k++) {
+        uri[at] = ws[k];
+        assert_false(fhir_check_uri(uri));
+      }
+      uri[at] = '\x01'; /* other control characters are not white space */
+      assert_true(fhir_check_uri(uri));
+      uri[at] = keep;
+    }
+  }
   long d;
   assert_int_equal(fhir_date_days("1970-01-02", &d), 0);
   assert_int_equal(d, 1);
