@@ -229,10 +229,9 @@ static int hv__space(unsigned char c) {
   return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
-/* A copy of s[0..n) without surrounding white space, its length in *len;
- * NULL when nothing is left (*len == 0) or out of memory. */
-static const char *hv__trim(hvg_arena *a, const char *s, size_t n,
-                            size_t *len) {
+/* s[0..n) without surrounding white space: its start, and its length in
+ * *len. */
+static const char *hv__trimmed(const char *s, size_t n, size_t *len) {
   while (n && hv__space((unsigned char)*s)) {
     s++;
     n--;
@@ -240,9 +239,15 @@ static const char *hv__trim(hvg_arena *a, const char *s, size_t n,
   while (n && hv__space((unsigned char)s[n - 1]))
     n--;
   *len = n;
-  if (!n)
-    return NULL;
-  return hvg_arena_strndup(a, s, n);
+  return s;
+}
+
+/* A copy of s[0..n) without surrounding white space, its length in *len;
+ * NULL when nothing is left (*len == 0) or out of memory. */
+static const char *hv__trim(hvg_arena *a, const char *s, size_t n,
+                            size_t *len) {
+  s = hv__trimmed(s, n, len);
+  return *len ? hvg_arena_strndup(a, s, *len) : NULL;
 }
 
 /* 1 when the string v has a C0 control character other than tab, CR and
@@ -264,9 +269,16 @@ static int hv__has_ctl(const char *v, size_t n) {
   return 0;
 }
 
+/* strcasecmp(a, b) == 0, the first letters compared inline first (equal
+ * strings have first bytes equal once OR-ed with 0x20). */
+static int hv__caseeq(const char *a, const char *b) {
+  return ((unsigned char)a[0] | 0x20) == ((unsigned char)b[0] | 0x20) &&
+         strcasecmp(a, b) == 0;
+}
+
 static const char *hv__vmap(const hv_fieldmap *fm, const char *v) {
   for (size_t i = 0; fm && i < fm->n_map; i++)
-    if (strcasecmp(fm->map[i].from, v) == 0)
+    if (hv__caseeq(fm->map[i].from, v))
       return fm->map[i].to;
   return v;
 }
@@ -315,7 +327,7 @@ static int hv__is_integer(const char *s) {
 
 static const char *hv__code(const char *v, const char *const *codes) {
   for (; *codes; codes++)
-    if (strcasecmp(v, *codes) == 0)
+    if (hv__caseeq(v, *codes))
       return *codes;
   return NULL;
 }
@@ -344,25 +356,34 @@ static void hv__field(hv_mapper *mp, const hv_row *row, const hv_fieldmap *fm,
                   HV__MAX_VALUE);
         return;
       }
-      v = hv__trim(a, row->val[s], row->len[s], &vlen);
-      if (!v && vlen) {
+      const char *src = hv__trimmed(row->val[s], row->len[s], &vlen);
+      /* The reader's value lives as long as the record must (until the next
+       * hv_mapper_next reads the next one): used where it is, unless white
+       * space after it means the value must end earlier. */
+      if (vlen && src[vlen] == '\0')
+        v = src;
+      else if (vlen && !(v = hvg_arena_strndup(a, src, vlen))) {
         mp->oom = 1;
+        return;
+      }
+      /* FHIR strings allow no C0 controls but tab, CR and LF */
+      if (vlen && hv__has_ctl(src, vlen)) {
+        hv__issue(res, HV_SEV_ERROR, key, "contains control characters");
+        mp->bad[fm->field] = 1;
         return;
       }
     }
   } else if (fm->value) {
     v = fm->value;
-    vlen = strlen(v);
-  }
-  if (v) {
     /* FHIR strings allow no C0 controls but tab, CR and LF */
-    if (hv__has_ctl(v, vlen)) {
+    if (hv__has_ctl(v, strlen(v))) {
       hv__issue(res, HV_SEV_ERROR, key, "contains control characters");
       mp->bad[fm->field] = 1;
       return;
     }
-    v = hv__vmap(fm, v);
   }
+  if (v)
+    v = hv__vmap(fm, v);
   if ((!v || !*v) && fm->def)
     v = fm->def;
   if (!v || !*v) {

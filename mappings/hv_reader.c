@@ -78,29 +78,17 @@ static const unsigned short hv__cp1252[32] = {
     0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
     0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178};
 
-/* 1 when s[0..n) is all ASCII. */
-static int hv__ascii(const unsigned char *s, size_t n) {
-  uint64_t acc = 0;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t v;
-    memcpy(&v, s + i, 8);
-    acc |= v;
-  }
-  for (; i < n; i++)
-    acc |= s[i];
-  return !(acc & 0x8080808080808080ull);
-}
-
 static int hv__utf8_valid(const unsigned char *s, size_t n, size_t *bad) {
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) { /* ASCII 8 bytes at a time */
-    uint64_t v;
-    memcpy(&v, s + i, 8);
-    if (v & 0x8080808080808080ull)
-      break;
-  }
   while (i < n) {
+    if (i + 8 <= n) { /* ASCII 8 bytes at a time */
+      uint64_t v;
+      memcpy(&v, s + i, 8);
+      if (!(v & 0x8080808080808080ull)) {
+        i += 8;
+        continue;
+      }
+    }
     unsigned char c = s[i];
     size_t k;
     unsigned cp;
@@ -702,16 +690,20 @@ int hv_reader_next(hv_reader *r, hv_row *row, hvg_err *err) {
     if (r->nfields != want)
       return hvg_err_set(err, HVG_EFORMAT, NULL,
                          "expected %zu fields, found %zu", want, r->nfields);
-    /* A record of ASCII bytes only (its fields were unescaped in place, so
-     * they hold no other bytes) is valid UTF-8 as a whole. */
-    int ascii = r->o.encoding == HV_ENC_UTF8 &&
-                hv__ascii((const unsigned char *)r->buf + r->rec_begin,
-                          r->start - r->rec_begin);
+    /* When the record's bytes are valid UTF-8 as a whole, so is each
+     * field: fields are unescaped in place and bounded by ASCII bytes
+     * (delimiters, quotes, the NULs written after them), which never sit
+     * inside a multi-byte sequence. Otherwise each bound field is checked,
+     * for the message naming it. */
+    size_t bad;
+    int valid = r->o.encoding == HV_ENC_UTF8 &&
+                hv__utf8_valid((const unsigned char *)r->buf + r->rec_begin,
+                               r->start - r->rec_begin, &bad);
     for (size_t k = 0; k < r->nkeys; k++) {
       int c = r->key_col[k];
       r->val[k] = NULL;
       r->len[k] = 0;
-      if (c >= 0 && (size_t)c < r->nfields && ascii) {
+      if (c >= 0 && (size_t)c < r->nfields && valid) {
         r->val[k] = r->fields[c];
         r->len[k] = r->flen[c];
       } else if (c >= 0 && (size_t)c < r->nfields) {

@@ -96,6 +96,31 @@ static void test_csv_nul_and_utf8(void **state) {
   hv_reader_close(r);
 }
 
+/* Invalid UTF-8 in a column that is not read does not reject the record;
+ * quoted fields with doubled quotes around multi-byte characters (whose
+ * unescaping leaves stale bytes behind them) read back exactly. */
+static void test_csv_utf8_unbound(void **state) {
+  (void)state;
+  static const char csv[] = "a,skip,b\n"
+                            "\"\xc3\xa9\"\"\xc3\xa9\",\xff\xfe,\"x\"\"\xe2\x82\xac\"\"\"\n"
+                            "ok,\xc3\xa9,\xc3\n";
+  hv_reader_opts o = csv_opts(',', HV_ENC_UTF8);
+  hv_reader *r;
+  hvg_err err;
+  assert_int_equal(
+      hv_reader_open_mem(&r, "u.csv", csv, sizeof csv - 1, &o, &err), 0);
+  assert_int_equal(hv_reader_bind(r, "a", &err), 0);
+  assert_int_equal(hv_reader_bind(r, "b", &err), 1);
+  hv_row row;
+  assert_int_equal(hv_reader_next(r, &row, &err), 1);
+  assert_string_equal(row.val[0], "\xc3\xa9\"\xc3\xa9");
+  assert_string_equal(row.val[1], "x\"\xe2\x82\xac\"");
+  assert_int_equal(hv_reader_next(r, &row, &err), HVG_EENCODING);
+  assert_string_equal(err.field, "b");
+  assert_int_equal(hv_reader_next(r, &row, &err), 0);
+  hv_reader_close(r);
+}
+
 static void test_csv_unterminated_and_encodings(void **state) {
   (void)state;
   hv_reader *r;
@@ -330,6 +355,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_csv_quotes_lines),
       cmocka_unit_test(test_csv_nul_and_utf8),
+      cmocka_unit_test(test_csv_utf8_unbound),
       cmocka_unit_test(test_csv_unterminated_and_encodings),
       cmocka_unit_test(test_csv_chunk_boundaries),
       cmocka_unit_test(test_dates_and_jsonpos),
