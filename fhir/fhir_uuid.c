@@ -39,22 +39,23 @@ struct fhir_uuid_gen {
   fu__slot *cache; /* FHIR_UUID_CACHE slots, direct-mapped by hash */
 };
 
-/* A fast 64-bit hash of s[0..n) (8 bytes at a time, then the tail), never
- * 0. Only picks a slot: the name itself is compared. */
+/* A fast 64-bit hash of s[0..n), never 0. Only picks a slot (the name
+ * itself is compared), so the words are mixed in two short independent
+ * chains rather than one multiply after another. */
 static uint64_t fu__hash(const char *s, size_t n) {
   const uint64_t k = 0x9E3779B97F4A7C15ull;
-  uint64_t h = n * k;
+  uint64_t a = n, b = 0;
   while (n >= 8) {
     uint64_t v;
     memcpy(&v, s, 8);
-    h = (h ^ v) * k;
-    h ^= h >> 29;
+    a += v * k;
+    b = ((b ^ v) << 27 | (b ^ v) >> 37) + v;
     s += 8;
     n -= 8;
   }
   uint64_t t = 0;
   memcpy(&t, s, n);
-  h = (h ^ t) * k;
+  uint64_t h = (a ^ b ^ t) * k;
   h ^= h >> 32;
   return h ? h : 1;
 }

@@ -379,23 +379,26 @@ static const char *w__xml_name(fhir_writer *w, int idx, const char *name) {
   return name;
 }
 
-/* Compact JSON: writes the start of the lazily begun frame at idx (idx > 0:
- * only resources sit at the bottom, and they open at once), its unopened
- * ancestors first. */
+/* Compact JSON: writes the start of the lazily begun frame at idx and of
+ * its unopened ancestors, outermost first (idx > 0: only resources sit at
+ * the bottom, and they open at once). */
 static void w__json_open(fhir_writer *w, int idx) {
-  fhir__wframe *f = &w->stack[idx], *p = &w->stack[idx - 1];
-  if (!p->opened)
-    w__json_open(w, idx - 1);
-  size_t ln = p->kind == W_ARR ? 0 : f->nlen;
-  char *o = w->err || ln > W_FAST_MAX ? NULL : w__room(w, ln + 5);
-  if (!o) {
-    w__open_frame(w, idx);
-    return;
+  int k = idx;
+  while (!w->stack[k - 1].opened)
+    k--;
+  for (; k <= idx; k++) {
+    fhir__wframe *f = &w->stack[k], *p = &w->stack[k - 1];
+    size_t ln = p->kind == W_ARR ? 0 : f->nlen;
+    char *o = w->err || ln > W_FAST_MAX ? NULL : w__room(w, ln + 5);
+    if (!o) {
+      w__open_frame(w, k); /* its ancestors are open: the exact path */
+      continue;
+    }
+    o = w__json_key(o, p, f->name, ln);
+    *o++ = f->kind == W_ARR ? '[' : '{';
+    w__commit(w, o);
+    f->opened = 1;
   }
-  o = w__json_key(o, p, f->name, ln);
-  *o++ = f->kind == W_ARR ? '[' : '{';
-  w__commit(w, o);
-  f->opened = 1;
 }
 
 static void w__open_frame(fhir_writer *w, int idx) {
