@@ -24,12 +24,15 @@ typedef struct pipe__rec {
   hvg_err err;             /* when rc */
 } pipe__rec;
 
+/* A batch's state, under the mutex once it is published. */
+enum { PIPE__FILLING = 0, PIPE__READY, PIPE__BUILDING, PIPE__DONE };
+
 typedef struct pipe__batch {
   pipe__rec *recs; /* HVG_PIPE_BATCH */
   size_t n;
   hvg_arena vals;
   hvg_buf out;
-  int done; /* built; under the mutex */
+  int state;
 } pipe__batch;
 
 typedef struct pipe__thread_arg {
@@ -47,10 +50,13 @@ struct hvg_pipe {
   pipe__batch *ring;
   size_t n_ring;
   /* Counters of batches, never wrapping in practice; batch k is
-   * ring[k % n_ring]. head <= taken <= published <= fill <= head + n_ring:
-   * [head, published) are complete, [taken, published) wait for a builder,
-   * fill is being filled by the caller. */
-  size_t head, taken, published, fill;
+   * ring[k % n_ring]. head <= published <= fill <= head + n_ring:
+   * [head, published) are complete (ready, being built or built), fill is
+   * being filled by the caller. The caller builds from the oldest end (the
+   * batch it must commit next), the other threads from the newest: a
+   * thread that the system pauses mid-batch then rarely holds up the
+   * commits. */
+  size_t head, published, fill;
   int stop; /* code of the commit that stopped the pipe */
   int quit;
   pthread_mutex_t mu;
@@ -78,20 +84,37 @@ static void pipe__build(hvg_pipe *p, void *worker, pipe__batch *b) {
   }
 }
 
+/* The newest (or, for the caller, the oldest) published batch no one is
+ * building yet, marked as being built; NULL when there is none. Under the
+ * mutex. */
+static pipe__batch *pipe__take(hvg_pipe *p, int newest) {
+  for (size_t i = 0; i < p->published - p->head; i++) {
+    size_t k = newest ? p->published - 1 - i : p->head + i;
+    pipe__batch *b = &p->ring[k % p->n_ring];
+    if (b->state == PIPE__READY) {
+      b->state = PIPE__BUILDING;
+      return b;
+    }
+  }
+  return NULL;
+}
+
 static void *pipe__thread(void *arg) {
   pipe__thread_arg *a = arg;
   hvg_pipe *p = a->p;
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (!p->quit && p->taken == p->published)
+    pipe__batch *b = pipe__take(p, 1);
+    if (!b) {
+      if (p->quit)
+        break; /* and nothing left to build */
       pthread_cond_wait(&p->work, &p->mu);
-    if (p->taken == p->published)
-      break; /* quit, and nothing left to build */
-    pipe__batch *b = &p->ring[p->taken++ % p->n_ring];
+      continue;
+    }
     pthread_mutex_unlock(&p->mu);
     pipe__build(p, a->worker, b);
     pthread_mutex_lock(&p->mu);
-    b->done = 1;
+    b->state = PIPE__DONE;
     pthread_cond_signal(&p->done);
   }
   pthread_mutex_unlock(&p->mu);
@@ -100,6 +123,7 @@ static void *pipe__thread(void *arg) {
 
 static void pipe__publish(hvg_pipe *p) {
   pthread_mutex_lock(&p->mu);
+  p->ring[p->fill % p->n_ring].state = PIPE__READY;
   p->published = ++p->fill;
   pthread_cond_signal(&p->work);
   pthread_mutex_unlock(&p->mu);
@@ -111,17 +135,21 @@ static void pipe__publish(hvg_pipe *p) {
 static int pipe__commit_oldest(hvg_pipe *p) {
   pipe__batch *b = &p->ring[p->head % p->n_ring];
   pthread_mutex_lock(&p->mu);
-  while (!b->done) {
-    if (p->taken < p->published) {
-      pipe__batch *o = &p->ring[p->taken++ % p->n_ring];
+  while (b->state != PIPE__DONE) {
+    pipe__batch *o = pipe__take(p, 0);
+    if (o) {
       pthread_mutex_unlock(&p->mu);
       pipe__build(p, p->workers[0], o);
       pthread_mutex_lock(&p->mu);
-      o->done = 1;
+      o->state = PIPE__DONE;
     } else {
       pthread_cond_wait(&p->done, &p->mu);
     }
   }
+  /* out of the builders' sight; the caller still reads it below, and fills
+   * it again only once fill comes round to it */
+  b->state = PIPE__FILLING;
+  p->head++;
   pthread_mutex_unlock(&p->mu);
   for (size_t i = 0; i < b->n && !p->stop; i++) {
     const pipe__rec *r = &b->recs[i];
@@ -132,10 +160,8 @@ static int pipe__commit_oldest(hvg_pipe *p) {
       p->stop = rc;
   }
   b->n = 0;
-  b->done = 0;
   hvg_arena_reset(&b->vals);
   hvg_buf_reset(&b->out);
-  p->head++;
   return p->stop;
 }
 
@@ -224,9 +250,9 @@ int hvg_pipe_new(hvg_pipe **out, int jobs, const hvg_pipe_ops *ops) {
   if (!p)
     return HVG_ENOMEM;
   p->ops = *ops;
-  /* two batches per building thread: one built while the next waits, so a
-   * builder never idles while the caller commits */
-  p->n_ring = (size_t)jobs * 2 + 1;
+  /* four batches per building thread: some built while others wait, so
+   * that neither the caller nor a builder idles when the other is paused */
+  p->n_ring = (size_t)jobs * 4;
   p->workers = calloc((size_t)jobs, sizeof *p->workers);
   p->threads = calloc((size_t)jobs, sizeof *p->threads);
   p->args = calloc((size_t)jobs, sizeof *p->args);

@@ -5,8 +5,8 @@
  * rejected) into the pipe, which copies it into a batch. Full batches are
  * built by the pipe's threads and by the caller's own thread while it waits;
  * the caller's thread then commits them, record by record, in the order they
- * were put. Memory is bounded: a fixed ring of batches of at most
- * HVG_PIPE_BATCH records (and about HVG_PIPE_BATCH_BYTES of values) each;
+ * were put. Memory is bounded: a ring of 4 batches per thread, each of at
+ * most HVG_PIPE_BATCH records (and about HVG_PIPE_BATCH_BYTES of values);
  * when the ring is full, put waits for the oldest batch and commits it. */
 #ifndef HVG_PIPE_H
 #define HVG_PIPE_H
