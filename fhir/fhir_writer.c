@@ -395,6 +395,7 @@ static void w__json_open(fhir_writer *w, int idx) {
       continue;
     }
     o = w__json_key(o, p, f->name, ln);
+    f->start = (size_t)(o - w->out->data);
     *o++ = f->kind == W_ARR ? '[' : '{';
     w__commit(w, o);
     f->opened = 1;
@@ -405,6 +406,7 @@ static void w__open_frame(fhir_writer *w, int idx) {
   fhir__wframe *f = &w->stack[idx];
   w__child_prefix(w, idx - 1, f->name, 0);
   f->opened = 1;
+  f->start = w->out->len;
   if (w->fmt == FHIR_JSON) {
     if (f->kind == W_ARR)
       W_LIT(w, "[");
@@ -473,6 +475,7 @@ void fhir_w_resource_begin(fhir_writer *w, const char *name,
     if (o) {
       if (p)
         o = w__json_key(o, p, name, ln);
+      f->start = (size_t)(o - w->out->data);
       memcpy(o, "{\"resourceType\":\"", 17);
       o += 17;
       memcpy(o, type, lt);
@@ -488,6 +491,7 @@ void fhir_w_resource_begin(fhir_writer *w, const char *name,
     if (!top_level)
       w__child_prefix(w, idx - 1, name, 0);
     f->opened = 1;
+    f->start = w->out->len;
     W_LIT(w, "{");
     w__indent(w, idx + 1);
     W_LIT(w, "\"resourceType\":");
@@ -672,6 +676,24 @@ static void w__prim(fhir_writer *w, const char *name, size_t ln, const char *v, 
   W_LIT(w, " value=\"");
   w__xml_escaped(w, v, n);
   W_LIT(w, "\"/>");
+}
+
+int fhir_w_compact(const fhir_writer *w) { return w__compact(w); }
+
+size_t fhir_w_start(const fhir_writer *w) {
+  if (!w__compact(w) || w->err || !w->depth ||
+      !w->stack[w->depth - 1].opened)
+    return SIZE_MAX;
+  return w->stack[w->depth - 1].start;
+}
+
+void fhir_w_json(fhir_writer *w, const char *name, const char *json,
+                 size_t len) {
+  if (!w__compact(w) || !json || !len) {
+    W_FAIL(w, HVG_EINVAL);
+    return;
+  }
+  w__prim(w, name, W_NLEN(name), json, len, 'n');
 }
 
 void fhir_w_null(fhir_writer *w) {

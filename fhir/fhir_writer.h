@@ -43,6 +43,7 @@ typedef struct fhir__wframe {
   unsigned char wrapped;    /* XML: resource inside a wrapper element */
   unsigned int count;       /* children written */
   unsigned int nlen;        /* strlen(name) when not inside an array */
+  size_t start;             /* JSON: offset in out of its '{' or '[' */
 } fhir__wframe;
 
 typedef struct fhir_writer {
@@ -99,6 +100,24 @@ static inline void fhir_w_stringn(fhir_writer *w, const char *name,
 void fhir_w_number(fhir_writer *w, const char *name, const char *text);
 void fhir_w_int(fhir_writer *w, const char *name, long long value);
 void fhir_w_bool(fhir_writer *w, const char *name, int value);
+
+/* Compact JSON only (no FHIR_W_PRETTY): where in the output buffer the
+ * innermost element that is still open began (its '{' or '['), or
+ * SIZE_MAX when it is not written yet, in XML or pretty JSON. What was
+ * written from there to the element's end is a complete JSON value that
+ * fhir_w_json can write again elsewhere. */
+size_t fhir_w_start(const fhir_writer *w);
+
+/* 1 when w writes compact JSON (JSON without FHIR_W_PRETTY), else 0. */
+int fhir_w_compact(const fhir_writer *w);
+
+/* Compact JSON only: writes json[0..len), a complete value this writer made
+ * before (see fhir_w_start), as element `name` (NULL in an array), with the
+ * same separators and lazy opening as any element. For a caller that built
+ * the same element from the same input before and keeps its bytes. Not
+ * compact JSON, or len 0: HVG_EINVAL. */
+void fhir_w_json(fhir_writer *w, const char *name, const char *json,
+                 size_t len);
 
 /* JSON only: a null item of a primitive array, keeping it aligned with its
  * "_name" companion array (["a", null] / [null, {"id": "x"}]). Outside an
