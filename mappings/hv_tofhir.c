@@ -67,6 +67,7 @@ typedef struct hv__memo_slot {
 
 struct hv__tofhir_memo {
   hv__memo_slot slot[HV__M_KINDS][HV__MEMO_WAYS];
+  int last[HV__M_KINDS]; /* slot kept or matched last: tried first */
   unsigned long tick;
 };
 
@@ -100,10 +101,12 @@ static int hv__memo_replay(hv__tofhir_memo *m, fhir_writer *w, int kind,
                            const char *const *keys, size_t n) {
   if (!m || !fhir_w_compact(w) || fhir_w_error(w))
     return 0;
-  for (int i = 0; i < HV__MEMO_WAYS; i++) {
+  for (int j = 0; j < HV__MEMO_WAYS; j++) {
+    int i = (m->last[kind] + j) % HV__MEMO_WAYS;
     hv__memo_slot *s = &m->slot[kind][i];
     if (s->bytes.len && hv__memo_match(&s->key, keys, n)) {
       s->used = ++m->tick;
+      m->last[kind] = i;
       fhir_w_json(w, NULL, s->bytes.data, s->bytes.len);
       return 1;
     }
@@ -119,10 +122,12 @@ static void hv__memo_keep(hv__tofhir_memo *m, const fhir_writer *w, int kind,
   if (!m || start == SIZE_MAX || fhir_w_error(w) || start >= w->out->len ||
       w->out->len - start > HV__MEMO_MAX)
     return;
-  hv__memo_slot *s = &m->slot[kind][0];
+  int k = 0;
   for (int i = 1; i < HV__MEMO_WAYS; i++)
-    if (m->slot[kind][i].used < s->used)
-      s = &m->slot[kind][i];
+    if (m->slot[kind][i].used < m->slot[kind][k].used)
+      k = i;
+  hv__memo_slot *s = &m->slot[kind][k];
+  m->last[kind] = k;
   hvg_buf_reset(&s->key);
   hvg_buf_reset(&s->bytes);
   s->used = ++m->tick;
