@@ -4,6 +4,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,10 +25,40 @@ static void fu__format(const unsigned char h[16], char *out) {
   out[o] = '\0';
 }
 
+/* One remembered id: the name it was derived from and the UUID. */
+typedef struct fu__slot {
+  uint64_t hash; /* of the name; 0 = empty */
+  uint16_t len;
+  char uuid[FHIR_UUID_LEN];
+  char name[FHIR_UUID_CACHE_NAME];
+} fu__slot;
+
 struct fhir_uuid_gen {
   EVP_MD *sha1;
   EVP_MD_CTX *ctx;
+  fu__slot *cache; /* FHIR_UUID_CACHE slots, direct-mapped by hash */
 };
+
+/* A fast 64-bit hash of s[0..n), never 0. Only picks a slot (the name
+ * itself is compared), so the words are mixed in two short independent
+ * chains rather than one multiply after another. */
+static uint64_t fu__hash(const char *s, size_t n) {
+  const uint64_t k = 0x9E3779B97F4A7C15ull;
+  uint64_t a = n, b = 0;
+  while (n >= 8) {
+    uint64_t v;
+    memcpy(&v, s, 8);
+    a += v * k;
+    b = ((b ^ v) << 27 | (b ^ v) >> 37) + v;
+    s += 8;
+    n -= 8;
+  }
+  uint64_t t = 0;
+  memcpy(&t, s, n);
+  uint64_t h = (a ^ b ^ t) * k;
+  h ^= h >> 32;
+  return h ? h : 1;
+}
 
 fhir_uuid_gen *fhir_uuid_gen_new(void) {
   fhir_uuid_gen *g = calloc(1, sizeof *g);
@@ -35,7 +66,8 @@ fhir_uuid_gen *fhir_uuid_gen_new(void) {
     return NULL;
   g->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
   g->ctx = EVP_MD_CTX_new();
-  if (!g->sha1 || !g->ctx) {
+  g->cache = calloc(FHIR_UUID_CACHE, sizeof *g->cache);
+  if (!g->sha1 || !g->ctx || !g->cache) {
     fhir_uuid_gen_free(g);
     return NULL;
   }
@@ -47,6 +79,7 @@ void fhir_uuid_gen_free(fhir_uuid_gen *g) {
     return;
   EVP_MD_CTX_free(g->ctx);
   EVP_MD_free(g->sha1);
+  free(g->cache);
   free(g);
 }
 
@@ -99,7 +132,24 @@ int fhir_uuid_for_identifier(fhir_uuid_gen *g, const char *type,
   name[lt + 1 + ls] = '|';
   memcpy(name + lt + 2 + ls, value, lv);
   memcpy(out, "urn:uuid:", 9);
+  fu__slot *slot = NULL;
+  uint64_t h = 0;
+  if (g && n <= FHIR_UUID_CACHE_NAME) {
+    h = fu__hash(name, n);
+    slot = &g->cache[h & (FHIR_UUID_CACHE - 1)];
+    if (slot->hash == h && slot->len == n && !memcmp(slot->name, name, n)) {
+      memcpy(out + 9, slot->uuid, FHIR_UUID_LEN);
+      out[9 + FHIR_UUID_LEN] = '\0';
+      return 0;
+    }
+  }
   int rc = fhir_uuid5(g, fhir_uuid_ns_identifier, name, n, out + 9);
+  if (!rc && slot) {
+    slot->hash = h;
+    slot->len = (uint16_t)n;
+    memcpy(slot->uuid, out + 9, FHIR_UUID_LEN);
+    memcpy(slot->name, name, n);
+  }
   if (name != stackbuf)
     free(name);
   return rc;

@@ -13,8 +13,14 @@ extern const unsigned char fhir_uuid_ns_identifier[16];
 
 /* A reusable SHA-1 context. Ids made through one skip OpenSSL's per-call
  * algorithm lookup (a lock and a reference count each), a measurable share
- * of mapping time. Not thread-safe: one per thread. Returns NULL when out of
- * memory; the caller frees it with fhir_uuid_gen_free (NULL is fine). */
+ * of mapping time. It also remembers the last ids it derived from
+ * identifiers (fhir_uuid_for_identifier; a bounded cache, FHIR_UUID_CACHE
+ * entries of names up to FHIR_UUID_CACHE_NAME bytes): a family's child and
+ * caregiver, the practice or the home visitor come back record after record.
+ * Not thread-safe: one per thread. Returns NULL when out of memory; the
+ * caller frees it with fhir_uuid_gen_free (NULL is fine). */
+#define FHIR_UUID_CACHE 1024
+#define FHIR_UUID_CACHE_NAME 146
 typedef struct fhir_uuid_gen fhir_uuid_gen;
 fhir_uuid_gen *fhir_uuid_gen_new(void);
 void fhir_uuid_gen_free(fhir_uuid_gen *g);

@@ -24,6 +24,7 @@
 #include "hvg_err.h"
 
 #include <stddef.h>
+#include <string.h>
 
 typedef enum fhir_format { FHIR_JSON = 0, FHIR_XML = 1 } fhir_format;
 
@@ -41,6 +42,8 @@ typedef struct fhir__wframe {
   unsigned char is_ext;     /* XML: Extension (url is an attribute) */
   unsigned char wrapped;    /* XML: resource inside a wrapper element */
   unsigned int count;       /* children written */
+  unsigned int nlen;        /* strlen(name) when not inside an array */
+  size_t start;             /* JSON: offset in out of its '{' or '[' */
 } fhir__wframe;
 
 typedef struct fhir_writer {
@@ -61,23 +64,60 @@ void fhir_w_init(fhir_writer *w, hvg_buf *out, fhir_format fmt, unsigned flags);
 void fhir_w_resource_begin(fhir_writer *w, const char *name, const char *type);
 void fhir_w_resource_end(fhir_writer *w);
 
+/* What the inline entry points below call: name_len is strlen(name), 0 for
+ * NULL, taken where the name is usually a literal (so a constant). */
+void fhir__w_object_begin(fhir_writer *w, const char *name, size_t name_len);
+void fhir__w_array_begin(fhir_writer *w, const char *name, size_t name_len);
+void fhir__w_string(fhir_writer *w, const char *name, size_t name_len,
+                    const char *value, size_t len);
+#define FHIR__W_NLEN(name) ((name) ? strlen(name) : 0)
+
 /* A complex element (datatype or backbone). name NULL inside an array. */
-void fhir_w_object_begin(fhir_writer *w, const char *name);
+static inline void fhir_w_object_begin(fhir_writer *w, const char *name) {
+  fhir__w_object_begin(w, name, FHIR__W_NLEN(name));
+}
 void fhir_w_object_end(fhir_writer *w);
 
 /* A repeating element; items are written with name NULL. */
-void fhir_w_array_begin(fhir_writer *w, const char *name);
+static inline void fhir_w_array_begin(fhir_writer *w, const char *name) {
+  fhir__w_array_begin(w, name, FHIR__W_NLEN(name));
+}
 void fhir_w_array_end(fhir_writer *w);
 
 /* Primitive elements. fhir_w_string skips NULL and "". fhir_w_number takes
  * the decimal's text as is (so "1.50" keeps its precision) and must be a
  * valid JSON number (HVG_EFORMAT otherwise). */
-void fhir_w_string(fhir_writer *w, const char *name, const char *value);
-void fhir_w_stringn(fhir_writer *w, const char *name, const char *value,
-                    size_t len);
+static inline void fhir_w_string(fhir_writer *w, const char *name,
+                                 const char *value) {
+  if (value && *value)
+    fhir__w_string(w, name, FHIR__W_NLEN(name), value, strlen(value));
+}
+static inline void fhir_w_stringn(fhir_writer *w, const char *name,
+                                  const char *value, size_t len) {
+  if (value && len)
+    fhir__w_string(w, name, FHIR__W_NLEN(name), value, len);
+}
 void fhir_w_number(fhir_writer *w, const char *name, const char *text);
 void fhir_w_int(fhir_writer *w, const char *name, long long value);
 void fhir_w_bool(fhir_writer *w, const char *name, int value);
+
+/* Compact JSON only (no FHIR_W_PRETTY): where in the output buffer the
+ * innermost element that is still open began (its '{' or '['), or
+ * SIZE_MAX when it is not written yet, in XML or pretty JSON. What was
+ * written from there to the element's end is a complete JSON value that
+ * fhir_w_json can write again elsewhere. */
+size_t fhir_w_start(const fhir_writer *w);
+
+/* 1 when w writes compact JSON (JSON without FHIR_W_PRETTY), else 0. */
+int fhir_w_compact(const fhir_writer *w);
+
+/* Compact JSON only: writes json[0..len), a complete value this writer made
+ * before (see fhir_w_start), as element `name` (NULL in an array), with the
+ * same separators and lazy opening as any element. For a caller that built
+ * the same element from the same input before and keeps its bytes. Not
+ * compact JSON, or len 0: HVG_EINVAL. */
+void fhir_w_json(fhir_writer *w, const char *name, const char *json,
+                 size_t len);
 
 /* JSON only: a null item of a primitive array, keeping it aligned with its
  * "_name" companion array (["a", null] / [null, {"id": "x"}]). Outside an

@@ -35,7 +35,10 @@ typedef struct map_opts {
   long today_days;
   int preview; /* check-mapping: records to show */
   int show_phi;
+  int jobs; /* threads that build Bundles (ndjson) */
 } map_opts;
+
+#define JOBS_MAX 64
 
 static void map__usage(FILE *f) {
   fputs(
@@ -58,6 +61,11 @@ static void map__usage(FILE *f) {
       "      --today DATE      reference date for 'in the future' checks\n"
       "                        (YYYY-MM-DD, default: today)\n"
       "      --pretty          indent the output\n"
+      "  -j, --jobs N          threads that build Bundles (default: the\n"
+      "                        number of online CPUs; 1: one thread does\n"
+      "                        everything). Output, rejections and warnings\n"
+      "                        are in input order either way. ndjson only:\n"
+      "                        json and xml are written by one thread\n"
       "  -q, --quiet           no summary line\n"
       "  -h, --help            this help\n"
       "\n"
@@ -117,6 +125,7 @@ static int map__parse(int argc, char **argv, map_opts *o, int check) {
       {"pretty", no_argument, NULL, O_PRETTY},
       {"show-phi", no_argument, NULL, O_PHI},
       {"quiet", no_argument, NULL, 'q'},
+      {"jobs", required_argument, NULL, 'j'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   void (*usage)(FILE *) = check ? check__usage : map__usage;
@@ -129,7 +138,8 @@ static int map__parse(int argc, char **argv, map_opts *o, int check) {
   optind = 1;
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, "m:o:f:s:n:qh", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, check ? "m:o:f:s:n:qh" : "m:o:f:s:n:j:qh",
+                          longopts, NULL)) != -1) {
     switch (c) {
     case 'm': o->mapping = optarg; break;
     case 'o': o->output = optarg; break;
@@ -147,6 +157,22 @@ static int map__parse(int argc, char **argv, map_opts *o, int check) {
         return HVG_EXIT_USAGE;
       }
       o->preview = (int)n;
+      break;
+    }
+    case 'j': {
+      char *end;
+      long n = strtol(optarg, &end, 10);
+      if (check) {
+        fprintf(stderr, "hvgate: unknown option '--jobs'\n");
+        usage(stderr);
+        return HVG_EXIT_USAGE;
+      }
+      if (!*optarg || *end || n < 1 || n > JOBS_MAX) {
+        fprintf(stderr, "hvgate: --jobs takes a number from 1 to %d\n",
+                JOBS_MAX);
+        return HVG_EXIT_USAGE;
+      }
+      o->jobs = (int)n;
       break;
     }
     case 'f':
@@ -200,6 +226,10 @@ static int map__parse(int argc, char **argv, map_opts *o, int check) {
   }
   if (!o->today_days)
     o->today_days = map__today();
+  if (!o->jobs) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    o->jobs = n < 1 ? 1 : n > JOBS_MAX ? JOBS_MAX : (int)n;
+  }
   return -1;
 }
 
@@ -239,48 +269,79 @@ static int map__flush(int fd, hvg_buf *b) {
   return 0;
 }
 
+/* What a thread that builds Bundles needs of its own. */
+typedef struct map_worker {
+  hv_tofhir tf;
+  hvg_arena scratch;
+} map_worker;
+
 /* What the map command's accept callback needs. */
 typedef struct map_ctx {
   const map_opts *o;
-  hv_tofhir tf;
-  fhir_writer w; /* the collection Bundle (json/xml) */
+  const hv_mapping *map;
+  const hv_catalog *cat;
+  map_worker own; /* the run's thread */
+  fhir_writer w;  /* the collection Bundle (json/xml) */
   hvg_buf out;
-  hvg_arena scratch;
   int fd;
   FILE *rej;
   int io_error;
 } map_ctx;
 
-/* Writes one accepted record's Bundle: a line of ndjson, or an entry of the
- * collection. A Bundle that cannot be built leaves no trace in the output. */
-static int map__accept(void *ctx, const hv_result *res) {
-  map_ctx *m = ctx;
-  size_t mark = m->out.len;
-  fhir_writer saved = m->w;
-  hvg_err err;
-  hvg_err_clear(&err);
-  hvg_arena_reset(&m->scratch);
-  int brc;
-  if (m->o->ndjson) {
-    fhir_writer w;
-    fhir_w_init(&w, &m->out, FHIR_JSON, 0);
-    brc = hv_tofhir_bundle(&m->tf, &w, res, &m->scratch, &err);
-    if (!brc)
-      brc = fhir_w_finish(&w) ? fhir_w_error(&w) : hvg_buf_addc(&m->out, '\n');
-  } else {
-    fhir_bundle_entry_begin(&m->w, NULL);
-    brc = hv_tofhir_bundle(&m->tf, &m->w, res, &m->scratch, &err);
-    if (!brc)
-      brc = fhir_bundle_entry_end(&m->w, NULL, &err);
+static int map__worker_init(map_worker *mw, const map_ctx *m) {
+  hvg_arena_init(&mw->scratch, (size_t)16 << 20);
+  return hv_tofhir_init(&mw->tf, m->map, m->cat);
+}
+
+static void map__worker_fini(map_worker *mw) {
+  hv_tofhir_free(&mw->tf);
+  hvg_arena_free(&mw->scratch);
+}
+
+static void *map__worker_new(void *ctx) {
+  map_worker *mw = malloc(sizeof *mw);
+  if (mw && map__worker_init(mw, ctx)) {
+    hvg_arena_free(&mw->scratch);
+    free(mw);
+    return NULL;
   }
-  if (brc) {
-    hvg_buf_truncate(&m->out, mark);
-    m->w = saved;
-    fprintf(m->rej, "%s:%lu: %s: %s\n", res->rec.file, res->rec.line,
-            err.field[0] ? err.field : "(record)",
-            err.msg[0] ? err.msg : hvg_strerror(brc));
-    return 1;
-  }
+  return mw;
+}
+
+static void map__worker_free(void *worker) {
+  map__worker_fini(worker);
+  free(worker);
+}
+
+/* One record's Bundle as a line of ndjson appended to out; 0 or an error
+ * with err filled and out as it was. */
+static int map__build(void *worker, const hv_result *res, hvg_buf *out,
+                      hvg_err *err) {
+  map_worker *mw = worker;
+  size_t mark = out->len;
+  hvg_arena_reset(&mw->scratch);
+  fhir_writer w;
+  fhir_w_init(&w, out, FHIR_JSON, 0);
+  int brc = hv_tofhir_bundle(&mw->tf, &w, res, &mw->scratch, err);
+  if (!brc)
+    brc = fhir_w_finish(&w) ? fhir_w_error(&w) : hvg_buf_addc(out, '\n');
+  if (brc)
+    hvg_buf_truncate(out, mark);
+  return brc;
+}
+
+/* A record whose Bundle could not be built: its line; returns 1 (counted as
+ * rejected). */
+static int map__failed(map_ctx *m, const hv_result *res, int brc,
+                       const hvg_err *err) {
+  fprintf(m->rej, "%s:%lu: %s: %s\n", res->rec.file, res->rec.line,
+          err->field[0] ? err->field : "(record)",
+          err->msg[0] ? err->msg : hvg_strerror(brc));
+  return 1;
+}
+
+/* Writes the output out once a MiB is waiting; 0 or HVG_EXIT_IOERR. */
+static int map__flush_full(map_ctx *m) {
   if (m->out.len >= FLUSH_AT && map__flush(m->fd, &m->out)) {
     fprintf(stderr, "hvgate: cannot write output: %s\n", strerror(errno));
     m->io_error = 1;
@@ -288,6 +349,55 @@ static int map__accept(void *ctx, const hv_result *res) {
   }
   return 0;
 }
+
+/* Writes one accepted record's Bundle: a line of ndjson, or an entry of the
+ * collection. A Bundle that cannot be built leaves no trace in the output. */
+static int map__accept(void *ctx, const hv_result *res) {
+  map_ctx *m = ctx;
+  size_t mark = m->out.len;
+  hvg_err err;
+  hvg_err_clear(&err);
+  int brc;
+  if (m->o->ndjson) {
+    brc = map__build(&m->own, res, &m->out, &err);
+  } else {
+    fhir_writer saved = m->w;
+    hvg_arena_reset(&m->own.scratch);
+    fhir_bundle_entry_begin(&m->w, NULL);
+    brc = hv_tofhir_bundle(&m->own.tf, &m->w, res, &m->own.scratch, &err);
+    if (!brc)
+      brc = fhir_bundle_entry_end(&m->w, NULL, &err);
+    if (brc) {
+      hvg_buf_truncate(&m->out, mark);
+      m->w = saved;
+    }
+  }
+  if (brc)
+    return map__failed(m, res, brc, &err);
+  return map__flush_full(m);
+}
+
+/* --jobs: a Bundle built on another thread, in input order. The Bundle is
+ * built into that thread's batch and copied here; built in m->out instead,
+ * it would have failed only past OUT_MAX, which no record gets near (its
+ * values are capped at 4 KiB each). */
+static int map__emit(void *ctx, const hv_result *res, const char *bundle,
+                     size_t len, int brc, const hvg_err *err) {
+  map_ctx *m = ctx;
+  if (brc)
+    return map__failed(m, res, brc, err);
+  int rc = hvg_buf_add(&m->out, bundle, len);
+  if (rc) {
+    hvg_err e;
+    hvg_err_set(&e, rc, NULL, "cannot write the Bundle: %s",
+                hvg_strerror(rc));
+    return map__failed(m, res, rc, &e);
+  }
+  return map__flush_full(m);
+}
+
+static const hvg_run_jobs map__jobs = {map__worker_new, map__worker_free,
+                                       map__build, map__emit, OUT_MAX};
 
 int hvg_cli_map(int argc, char **argv) {
   map_opts o;
@@ -302,13 +412,15 @@ int hvg_cli_map(int argc, char **argv) {
   mc.fd = STDOUT_FILENO;
   mc.rej = stderr;
   hvg_buf_init(&mc.out, OUT_MAX);
-  hvg_arena_init(&mc.scratch, (size_t)16 << 20);
   int tf_ready = 0, exit_code = HVG_EXIT_OK;
   if ((rc = map__load(&o, &m, &cat)) >= 0) {
     exit_code = rc;
     goto done;
   }
-  if (hv_tofhir_init(&mc.tf, m, cat)) {
+  mc.map = m;
+  mc.cat = cat;
+  if (map__worker_init(&mc.own, &mc)) {
+    hvg_arena_free(&mc.own.scratch);
     exit_code = HVG_EXIT_SOFTWARE;
     goto done;
   }
@@ -338,7 +450,8 @@ int hvg_cli_map(int argc, char **argv) {
   }
   hvg_run run = {m, cat, o.today_days, o.source, mc.rej, map__accept, NULL,
                  &mc, {0, 0, 0, 0}};
-  exit_code = hvg_run_files(&run, argc - optind, argv + optind);
+  exit_code = hvg_run_files_jobs(&run, argc - optind, argv + optind,
+                                 o.ndjson ? o.jobs : 1, &map__jobs);
   if (mc.io_error)
     goto done;
   if (!o.ndjson) {
@@ -368,9 +481,8 @@ done:
   if (mc.rej != stderr)
     fclose(mc.rej);
   hvg_buf_free(&mc.out);
-  hvg_arena_free(&mc.scratch);
   if (tf_ready)
-    hv_tofhir_free(&mc.tf);
+    map__worker_fini(&mc.own);
   hv_catalog_free(cat);
   hv_mapping_free(m);
   return exit_code;

@@ -1,6 +1,7 @@
 #include "hvg_run.h"
 
 #include "hvg_cli.h"
+#include "hvg_pipe.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -57,15 +58,66 @@ static int hvg__inputs(const hvg_run *r, int n, char **paths, hvg__input *in) {
   return -1;
 }
 
-/* Maps one opened input to its end; updates code (an exit code). */
+/* A pipelined run (r->jobs > 1): what the pipe's commits count into. */
+typedef struct hvg__piped {
+  hvg_run *r;
+  const hvg_run_jobs *b;
+  FILE *iss;
+  hvg_run_stats *fs; /* the file being read */
+} hvg__piped;
+
+/* One record in input order: what the loop of hvg__run_one does with a
+ * record, with the output built elsewhere. */
+static int hvg__commit(void *ctx, const hv_result *res, const char *out,
+                       size_t len, int rc, const hvg_err *err) {
+  hvg__piped *pd = ctx;
+  pd->fs->records++;
+  hvg_run_print_issues(pd->iss, res, pd->fs);
+  if (res->rejected) {
+    pd->fs->rejected++;
+    return 0;
+  }
+  int a = pd->b->emit(pd->r->ctx, res, out, len, rc, err);
+  if (a > 1)
+    return a;
+  if (a == 1)
+    pd->fs->rejected++;
+  else
+    pd->fs->accepted++;
+  return 0;
+}
+
+static void *hvg__worker_new(void *ctx) {
+  hvg__piped *pd = ctx;
+  return pd->b->worker_new(pd->r->ctx);
+}
+
+/* Maps one opened input to its end; updates code (an exit code). With a
+ * pipe, every record goes through it and is committed before this returns,
+ * so lines printed here still come after the file's records. */
 static void hvg__run_one(hvg_run *r, hv_mapper *mp, const char *path,
-                         const hv_source *src, FILE *iss, int *code) {
+                         const hv_source *src, FILE *iss, hvg_pipe *pipe,
+                         hvg__piped *pd, int *code) {
   hvg_err err;
   hvg_err_clear(&err);
   hvg_run_stats fs = {0, 0, 0, 0};
   hv_result res;
   int rc;
+  if (pd)
+    pd->fs = &fs;
   while ((rc = hv_mapper_next(mp, &res, &err)) == 1) {
+    if (pipe) {
+      int a = hvg_pipe_put(pipe, &res);
+      if (a == HVG_ENOMEM) {
+        rc = hvg_err_set(&err, HVG_ENOMEM, NULL, "out of memory");
+        break;
+      }
+      if (a > 1) {
+        *code = a;
+        break;
+      }
+      continue;
+    }
     fs.records++;
     hvg_run_print_issues(iss, &res, &fs);
     if (res.rejected) {
@@ -81,6 +133,13 @@ static void hvg__run_one(hvg_run *r, hv_mapper *mp, const char *path,
       fs.rejected++;
     else
       fs.accepted++;
+  }
+  if (pipe) {
+    int a = hvg_pipe_drain(pipe);
+    if (a > 1) { /* one thread would have stopped there, reading no further */
+      *code = a;
+      rc = 0;
+    }
   }
   if (rc < 0) {
     fprintf(iss, "%s:%lu: %s (the rest of this file is not read)\n", path,
@@ -113,6 +172,11 @@ static void hvg__open_failed(FILE *iss, const char *path, int rc,
 }
 
 int hvg_run_files(hvg_run *r, int n, char **paths) {
+  return hvg_run_files_jobs(r, n, paths, 1, NULL);
+}
+
+int hvg_run_files_jobs(hvg_run *r, int n, char **paths, int jobs,
+                       const hvg_run_jobs *b) {
   FILE *iss = r->issues ? r->issues : stderr;
   memset(&r->st, 0, sizeof r->st);
   hvg__input *in = calloc(n > 0 ? (size_t)n : 1, sizeof *in);
@@ -132,6 +196,18 @@ int hvg_run_files(hvg_run *r, int n, char **paths) {
     free(in);
     return HVG_EXIT_SOFTWARE;
   }
+  hvg_pipe *pipe = NULL;
+  hvg__piped pd = {r, b, iss, NULL};
+  if (jobs > 1 && b) {
+    hvg_pipe_ops ops = {hvg__worker_new, b->worker_free, b->build,
+                        hvg__commit, &pd, &pd, b->out_max};
+    if (hvg_pipe_new(&pipe, jobs, &ops)) {
+      fprintf(stderr, "hvgate: out of memory\n");
+      hv_mapper_free(mp);
+      free(in);
+      return HVG_EXIT_SOFTWARE;
+    }
+  }
   for (int i = 0; i < n && code <= HVG_EXIT_DATAERR; i++) {
     hvg_err err;
     hvg_err_clear(&err);
@@ -139,8 +215,10 @@ int hvg_run_files(hvg_run *r, int n, char **paths) {
     if (rc)
       hvg__open_failed(iss, in[i].path, rc, &err, &code);
     else
-      hvg__run_one(r, mp, in[i].path, in[i].src, iss, &code);
+      hvg__run_one(r, mp, in[i].path, in[i].src, iss, pipe,
+                   pipe ? &pd : NULL, &code);
   }
+  hvg_pipe_free(pipe);
   hv_mapper_free(mp);
   free(in);
   if (r->st.rejected && code == HVG_EXIT_OK)
@@ -171,7 +249,7 @@ int hvg_run_mem(hvg_run *r, const char *name, const char *data, size_t len) {
   if (rc)
     hvg__open_failed(iss, name, rc, &err, &code);
   else
-    hvg__run_one(r, mp, name, src, iss, &code);
+    hvg__run_one(r, mp, name, src, iss, NULL, NULL, &code);
   hv_mapper_free(mp);
   if (r->st.rejected && code == HVG_EXIT_OK)
     code = HVG_EXIT_DATAERR;

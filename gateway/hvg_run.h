@@ -9,12 +9,31 @@
 #define HVG_RUN_H
 
 #include "hv_mapper.h"
+#include "hvg_buf.h"
 
 #include <stdio.h>
 
 typedef struct hvg_run_stats {
   unsigned long records, accepted, rejected, warnings;
 } hvg_run_stats;
+
+/* Outputs made on several threads (hvg_pipe.h), in place of accept. */
+typedef struct hvg_run_jobs {
+  /* State of each building thread (the run's own included), from the run's
+   * ctx; NULL when out of memory. */
+  void *(*worker_new)(void *ctx);
+  void (*worker_free)(void *worker);
+  /* On any building thread, for a record that passed: appends its output to
+   * out; 0, or an HVG_E* code with err filled and out as it was. Prints
+   * nothing. */
+  int (*build)(void *worker, const hv_result *res, hvg_buf *out,
+               hvg_err *err);
+  /* On the run's thread, in input order, after the record's issues were
+   * printed: build's output (rc 0) or its error. Returns as accept does. */
+  int (*emit)(void *ctx, const hv_result *res, const char *out, size_t len,
+              int rc, const hvg_err *err);
+  size_t out_max; /* cap of the outputs of one batch */
+} hvg_run_jobs;
 
 typedef struct hvg_run {
   const hv_mapping *map;
@@ -40,6 +59,14 @@ typedef struct hvg_run {
  * when a mapped column is missing from a file; 70 out of memory; or the
  * callback's code. */
 int hvg_run_files(hvg_run *r, int n, char **paths);
+
+/* The same with the outputs made by `jobs` threads in all (the run's own
+ * included; jobs <= 1 is hvg_run_files) through b instead of r->accept:
+ * records are read and mapped on the run's thread, and issues, outputs,
+ * counts and the exit code come out as with an accept that builds and
+ * emits, in input order. Also 70 when the threads' state cannot be made. */
+int hvg_run_files_jobs(hvg_run *r, int n, char **paths, int jobs,
+                       const hvg_run_jobs *b);
 
 /* The same over one in-memory export named `name` (for messages); the
  * source is r->source, or the one matching name. Referral reasons are not

@@ -344,12 +344,19 @@ void hv_catalog_free(hv_catalog *c) {
   free(c);
 }
 
+/* strcasecmp(a, b) == 0, the first letters compared inline first (equal
+ * strings have first bytes equal once OR-ed with 0x20). */
+static int hv__caseeq(const char *a, const char *b) {
+  return ((unsigned char)a[0] | 0x20) == ((unsigned char)b[0] | 0x20) &&
+         strcasecmp(a, b) == 0;
+}
+
 const hv_instrument *hv_catalog_instrument(const hv_catalog *c,
                                            const char *id) {
   if (!c || !id)
     return NULL;
   for (size_t i = 0; i < c->n_instruments; i++)
-    if (c->instruments[i].id && strcasecmp(c->instruments[i].id, id) == 0)
+    if (c->instruments[i].id && hv__caseeq(c->instruments[i].id, id))
       return &c->instruments[i];
   return NULL;
 }
@@ -358,7 +365,7 @@ const hv_service *hv_catalog_service(const hv_catalog *c, const char *id) {
   if (!c || !id)
     return NULL;
   for (size_t i = 0; i < c->n_services; i++)
-    if (c->services[i].id && strcasecmp(c->services[i].id, id) == 0)
+    if (c->services[i].id && hv__caseeq(c->services[i].id, id))
       return &c->services[i];
   return NULL;
 }

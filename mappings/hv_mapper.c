@@ -2,8 +2,8 @@
 
 #include "fhir_check.h"
 
-#include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,31 +224,61 @@ static const char *hv__key(const hv_source *src, hv_field f) {
 
 /* ---- value normalisation --------------------------------------------- */
 
-static const char *hv__trim(hvg_arena *a, const char *s, size_t n) {
-  while (n && isspace((unsigned char)*s)) {
-    s++;
-    n--;
-  }
-  while (n && isspace((unsigned char)s[n - 1]))
-    n--;
-  if (!n)
-    return NULL;
-  return hvg_arena_strndup(a, s, n);
+/* isspace() of the C locale (hvgate never sets another one), inline. */
+static int hv__space(unsigned char c) {
+  return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
-static size_t hv__trim_len(const char *s, size_t n) {
-  while (n && isspace((unsigned char)*s)) {
+/* s[0..n) without surrounding white space: its start, and its length in
+ * *len. */
+static const char *hv__trimmed(const char *s, size_t n, size_t *len) {
+  while (n && hv__space((unsigned char)*s)) {
     s++;
     n--;
   }
-  while (n && isspace((unsigned char)s[n - 1]))
+  while (n && hv__space((unsigned char)s[n - 1]))
     n--;
-  return n;
+  *len = n;
+  return s;
+}
+
+/* A copy of s[0..n) without surrounding white space, its length in *len;
+ * NULL when nothing is left (*len == 0) or out of memory. */
+static const char *hv__trim(hvg_arena *a, const char *s, size_t n,
+                            size_t *len) {
+  s = hv__trimmed(s, n, len);
+  return *len ? hvg_arena_strndup(a, s, *len) : NULL;
+}
+
+/* 1 when the string v has a C0 control character other than tab, CR and
+ * LF (FHIR strings allow no others). v has n readable bytes and may end
+ * earlier at a NUL, where the check stops. */
+static int hv__has_ctl(const char *v, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) { /* no byte below 0x20: nothing to look at */
+    uint64_t x;
+    memcpy(&x, v + i, 8);
+    if ((x - 0x2020202020202020ull) & ~x & 0x8080808080808080ull)
+      break;
+  }
+  for (; i < n && v[i]; i++) {
+    unsigned char c = (unsigned char)v[i];
+    if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+      return 1;
+  }
+  return 0;
+}
+
+/* strcasecmp(a, b) == 0, the first letters compared inline first (equal
+ * strings have first bytes equal once OR-ed with 0x20). */
+static int hv__caseeq(const char *a, const char *b) {
+  return ((unsigned char)a[0] | 0x20) == ((unsigned char)b[0] | 0x20) &&
+         strcasecmp(a, b) == 0;
 }
 
 static const char *hv__vmap(const hv_fieldmap *fm, const char *v) {
   for (size_t i = 0; fm && i < fm->n_map; i++)
-    if (strcasecmp(fm->map[i].from, v) == 0)
+    if (hv__caseeq(fm->map[i].from, v))
       return fm->map[i].to;
   return v;
 }
@@ -275,7 +305,15 @@ static const char *hv__number(hvg_arena *a, const char *v) {
     return NULL;
   while (*start == '0' && start[1] >= '0' && start[1] <= '9')
     start++;
-  return hvg_arena_printf(a, "%s%s", neg ? "-" : "", start);
+  size_t n = (size_t)(p - start);
+  char *out = hvg_arena_alloc(a, n + 2);
+  if (!out)
+    return NULL;
+  char *o = out;
+  if (neg)
+    *o++ = '-';
+  memcpy(o, start, n + 1); /* with the NUL */
+  return out;
 }
 
 static int hv__is_integer(const char *s) {
@@ -289,7 +327,7 @@ static int hv__is_integer(const char *s) {
 
 static const char *hv__code(const char *v, const char *const *codes) {
   for (; *codes; codes++)
-    if (strcasecmp(v, *codes) == 0)
+    if (hv__caseeq(v, *codes))
       return *codes;
   return NULL;
 }
@@ -309,6 +347,7 @@ static void hv__field(hv_mapper *mp, const hv_row *row, const hv_fieldmap *fm,
   const char *key = fm->from ? fm->from : fi->name;
   int phi = (fi->flags & HV_PHI) != 0;
   const char *v = NULL;
+  size_t vlen = 0;
   if (fm->from) {
     int s = mp->slot[fm->field];
     if (s >= 0 && row->val[s]) {
@@ -317,25 +356,34 @@ static void hv__field(hv_mapper *mp, const hv_row *row, const hv_fieldmap *fm,
                   HV__MAX_VALUE);
         return;
       }
-      v = hv__trim(a, row->val[s], row->len[s]);
-      if (!v && hv__trim_len(row->val[s], row->len[s])) {
+      const char *src = hv__trimmed(row->val[s], row->len[s], &vlen);
+      /* The reader's value lives as long as the record must (until the next
+       * hv_mapper_next reads the next one): used where it is, unless white
+       * space after it means the value must end earlier. */
+      if (vlen && src[vlen] == '\0')
+        v = src;
+      else if (vlen && !(v = hvg_arena_strndup(a, src, vlen))) {
         mp->oom = 1;
+        return;
+      }
+      /* FHIR strings allow no C0 controls but tab, CR and LF */
+      if (vlen && hv__has_ctl(src, vlen)) {
+        hv__issue(res, HV_SEV_ERROR, key, "contains control characters");
+        mp->bad[fm->field] = 1;
         return;
       }
     }
   } else if (fm->value) {
     v = fm->value;
-  }
-  if (v) {
     /* FHIR strings allow no C0 controls but tab, CR and LF */
-    for (const char *p = v; *p; p++)
-      if ((unsigned char)*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r') {
-        hv__issue(res, HV_SEV_ERROR, key, "contains control characters");
-        mp->bad[fm->field] = 1;
-        return;
-      }
-    v = hv__vmap(fm, v);
+    if (hv__has_ctl(v, strlen(v))) {
+      hv__issue(res, HV_SEV_ERROR, key, "contains control characters");
+      mp->bad[fm->field] = 1;
+      return;
+    }
   }
+  if (v)
+    v = hv__vmap(fm, v);
   if ((!v || !*v) && fm->def)
     v = fm->def;
   if (!v || !*v) {
@@ -401,7 +449,8 @@ static void hv__field(hv_mapper *mp, const hv_row *row, const hv_fieldmap *fm,
     int bad = 0;
     while (*p && !bad) {
       size_t n = strcspn(p, ",;");
-      const char *item = hv__trim(a, p, n);
+      size_t item_len;
+      const char *item = hv__trim(a, p, n, &item_len);
       if (item) {
         item = hv__vmap(fm, item);
         const char *c = codes ? hv__code(item, codes) : item;
@@ -702,7 +751,10 @@ int hv_mapper_next(hv_mapper *mp, hv_result *res, hvg_err *err) {
   if (!mp->rd)
     return hvg_err_set(err, HVG_ESTATE, NULL, "no file open");
   hvg_arena_reset(&mp->rec_arena);
-  memset(res, 0, sizeof *res);
+  /* all but the issues, which n_issues counts (~5.6 KB left as they are) */
+  memset(res, 0, offsetof(hv_result, issues));
+  memset(&res->instrument, 0,
+         sizeof *res - offsetof(hv_result, instrument));
   memset(mp->bad, 0, sizeof mp->bad);
   res->rec.type = mp->src->type;
   res->rec.file = mp->name;

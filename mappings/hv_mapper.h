@@ -21,7 +21,9 @@ typedef struct hv_issue {
   char msg[256]; /* reason; never contains personal values */
 } hv_issue;
 
-/* Result of one record. `rec` values live until the next hv_mapper_next. */
+/* Result of one record. `rec` values live until the next hv_mapper_next or
+ * hv_mapper_close (some are the reader's own); the other pointers (file
+ * name, catalogue entries) as long as the mapper and its catalogue. */
 typedef struct hv_result {
   hv_record rec;
   int rejected;

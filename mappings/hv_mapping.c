@@ -58,7 +58,7 @@ int hv_date_parse(const char *p, const char *s, char out[11]) {
   if (!p || !s)
     return HVG_EINVAL;
   while (*p) {
-    if (strncmp(p, "YYYY", 4) == 0) {
+    if (p[0] == 'Y' && p[1] == 'Y' && p[2] == 'Y' && p[3] == 'Y') {
       if (hv__digits(&s, 1, 4, &y))
         return HVG_EFORMAT;
       p += 4;

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,14 @@ const unsigned short hv__cp1252[32] = {
 static int hv__utf8_valid(const unsigned char *s, size_t n, size_t *bad) {
   size_t i = 0;
   while (i < n) {
+    if (i + 8 <= n) { /* ASCII 8 bytes at a time */
+      uint64_t v;
+      memcpy(&v, s + i, 8);
+      if (!(v & 0x8080808080808080ull)) {
+        i += 8;
+        continue;
+      }
+    }
     unsigned char c = s[i];
     size_t k;
     unsigned cp;
@@ -168,8 +177,8 @@ int hv__decode(hv_reader *r, const char *s, size_t n, const char **out,
 
 /* ---- CSV -------------------------------------------------------------- */
 
-static int hv__add_field(hv_reader *r, char *p, size_t n) {
-  if (r->nfields == r->fields_cap) {
+static int hv__fields_grow(hv_reader *r) {
+  {
     if (r->fields_cap >= HV__MAX_COLS)
       return HVG_ETOOBIG;
     size_t cap = r->fields_cap ? r->fields_cap * 2 : 64;
@@ -183,10 +192,32 @@ static int hv__add_field(hv_reader *r, char *p, size_t n) {
     r->flen = l;
     r->fields_cap = cap;
   }
+  return 0;
+}
+
+static inline int hv__add_field(hv_reader *r, char *p, size_t n) {
+  if (r->nfields == r->fields_cap) {
+    int rc = hv__fields_grow(r);
+    if (rc)
+      return rc;
+  }
   r->fields[r->nfields] = p;
   r->flen[r->nfields] = n;
   r->nfields++;
   return 0;
+}
+
+/* First j >= i where an unquoted field ends: a delimiter, a line end, or the
+ * end of the window (buf[end] is a NUL, see hv__csv_record). */
+static inline size_t hv__csv_scan(const hv_reader *r, size_t j) {
+  const unsigned char *b = (const unsigned char *)r->buf;
+  for (;;) {
+    while (!r->csv_stop[b[j]])
+      j++;
+    if (b[j] || j >= r->end)
+      return j;
+    j++; /* a NUL inside the data */
+  }
 }
 
 /* Makes sure the whole record at buf[start] is in the window (its line end
@@ -194,6 +225,11 @@ static int hv__add_field(hv_reader *r, char *p, size_t n) {
  * has to read more. Quotes open only at a field's start, as in the parser. */
 static int hv__csv_complete(hv_reader *r) {
   const char d = r->o.delimiter, q = r->o.quote;
+  /* usually the line end is in the window with no quote before it */
+  const char *p = r->buf + r->start;
+  const char *nl = memchr(p, '\n', r->end - r->start);
+  if (nl && !memchr(p, q, (size_t)(nl - p)))
+    return 1;
   for (;;) {
     int inq = 0, field_start = 1;
     for (size_t i = r->start; i < r->end; i++) {
@@ -258,6 +294,8 @@ static int hv__csv_record(hv_reader *r, unsigned long *first_line,
   if (rc0 < 0)
     return hvg_err_set(err, rc0, NULL, "cannot read input");
 restart:
+  r->buf[r->end] = '\0'; /* hv__csv_scan's sentinel (hv__fill keeps room) */
+  r->rec_begin = r->start;
   r->nfields = 0;
   *first_line = r->line;
   size_t i = r->start;
@@ -326,10 +364,7 @@ restart:
       i = j;
       fstart = NULL;
     } else {
-      size_t j = i;
-      while (j < r->end && r->buf[j] != d && r->buf[j] != '\n' &&
-             r->buf[j] != '\r')
-        j++;
+      size_t j = hv__csv_scan(r, i);
       if (j >= r->end && !r->eof) {
         int rc = hv__fill(r);
         if (rc == HVG_ETOOBIG)
@@ -380,6 +415,8 @@ static int hv__open_common(hv_reader *r, hvg_err *err) {
     r->o.delimiter = ',';
   if (!r->o.quote)
     r->o.quote = '"';
+  r->csv_stop[(unsigned char)r->o.delimiter] = 1;
+  r->csv_stop['\n'] = r->csv_stop['\r'] = r->csv_stop[0] = 1;
   r->line = 1;
   /* converted values are handed out as pointers into conv, so it must never
    * move while a record is read: reserve its whole cap once. */
@@ -653,11 +690,23 @@ int hv_reader_next(hv_reader *r, hv_row *row, hvg_err *err) {
     if (r->nfields != want)
       return hvg_err_set(err, HVG_EFORMAT, NULL,
                          "expected %zu fields, found %zu", want, r->nfields);
+    /* When the record's bytes are valid UTF-8 as a whole, so is each
+     * field: fields are unescaped in place and bounded by ASCII bytes
+     * (delimiters, quotes, the NULs written after them), which never sit
+     * inside a multi-byte sequence. Otherwise each bound field is checked,
+     * for the message naming it. */
+    size_t bad;
+    int valid = r->o.encoding == HV_ENC_UTF8 &&
+                hv__utf8_valid((const unsigned char *)r->buf + r->rec_begin,
+                               r->start - r->rec_begin, &bad);
     for (size_t k = 0; k < r->nkeys; k++) {
       int c = r->key_col[k];
       r->val[k] = NULL;
       r->len[k] = 0;
-      if (c >= 0 && (size_t)c < r->nfields) {
+      if (c >= 0 && (size_t)c < r->nfields && valid) {
+        r->val[k] = r->fields[c];
+        r->len[k] = r->flen[c];
+      } else if (c >= 0 && (size_t)c < r->nfields) {
         rc = hv__decode(r, r->fields[c], r->flen[c], &r->val[k], &r->len[k],
                         err);
         if (rc) {

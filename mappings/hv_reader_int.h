@@ -32,6 +32,8 @@ struct hv_reader {
   char **fields; /* current record */
   size_t *flen;
   size_t nfields, fields_cap;
+  unsigned char csv_stop[256]; /* bytes that end an unquoted field, and NUL */
+  size_t rec_begin; /* CSV: the last record's bytes are [rec_begin, start) */
   /* bound keys */
   char *keys[HV__MAX_KEYS];
   int key_col[HV__MAX_KEYS]; /* CSV column, -1 absent */

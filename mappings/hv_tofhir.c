@@ -3,7 +3,9 @@
 #include "fhir_build.h"
 #include "fhir_uuid.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NPI_SYSTEM "http://hl7.org/fhir/sid/us-npi"
@@ -54,6 +56,133 @@ const char *hv_task_status_for(const char *hv_status, const char **reason) {
   return NULL;
 }
 
+/* ---- entries of repeating inputs -------------------------------------
+ * A family's child, caregiver and RelatedPerson, its practice and home
+ * visitor, the program: most records repeat the entries of the record
+ * before them. Building an entry is a function of its inputs (record
+ * values, the program's systems): the same inputs give the same checks'
+ * outcome and the same bytes. So the last entries of each kind are kept,
+ * with the inputs they were built from, and an entry whose inputs are
+ * equal to one kept is written from the kept bytes (fhir_w_json) instead
+ * of being checked and built again. Only entries that were checked and
+ * built without error are kept; compact JSON only (fhir_w_start). */
+enum {
+  HV__M_ORG = 0,   /* practice, referral and consent organizations */
+  HV__M_PROGRAM,   /* the program's organization */
+  HV__M_CHILD,     /* child Patient */
+  HV__M_CAREGIVER, /* caregiver Patient */
+  HV__M_RELATED,   /* caregiver RelatedPerson */
+  HV__M_VISITOR,   /* home visitor Practitioner */
+  HV__M_KINDS
+};
+#define HV__MEMO_WAYS 4                 /* kept entries per kind */
+#define HV__MEMO_MAX ((size_t)16 << 10) /* bytes of inputs or of an entry */
+
+typedef struct hv__memo_slot {
+  hvg_buf key;   /* per input: 'N', or 'S' + the value + NUL */
+  hvg_buf bytes; /* the entry as written */
+  unsigned long used; /* for replacing the least recently used */
+} hv__memo_slot;
+
+struct hv__tofhir_memo {
+  hv__memo_slot slot[HV__M_KINDS][HV__MEMO_WAYS];
+  int last[HV__M_KINDS]; /* slot kept or matched last: tried first */
+  unsigned long tick;
+};
+
+/* 1 when the key stored in k is keys[0..n). */
+static int hv__memo_match(const hvg_buf *k, const char *const *keys,
+                          size_t n) {
+  if (!k->data)
+    return n == 0;
+  const char *p = k->data, *end = k->data + k->len;
+  for (size_t i = 0; i < n; i++) {
+    if (p >= end)
+      return 0;
+    if (!keys[i]) {
+      if (*p++ != 'N')
+        return 0;
+      continue;
+    }
+    if (*p++ != 'S')
+      return 0;
+    size_t l = strlen(keys[i]);
+    if ((size_t)(end - p) < l + 1 || memcmp(p, keys[i], l + 1) != 0)
+      return 0;
+    p += l + 1;
+  }
+  return p == end;
+}
+
+/* Writes the kept entry of this kind built from keys, if there is one:
+ * returns 1 (the entry is written, or the writer's error is set), else 0. */
+static int hv__memo_replay(hv__tofhir_memo *m, fhir_writer *w, int kind,
+                           const char *const *keys, size_t n) {
+  if (!m || !fhir_w_compact(w) || fhir_w_error(w))
+    return 0;
+  for (int j = 0; j < HV__MEMO_WAYS; j++) {
+    int i = (m->last[kind] + j) % HV__MEMO_WAYS;
+    hv__memo_slot *s = &m->slot[kind][i];
+    if (s->bytes.len && hv__memo_match(&s->key, keys, n)) {
+      s->used = ++m->tick;
+      m->last[kind] = i;
+      fhir_w_json(w, NULL, s->bytes.data, s->bytes.len);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Keeps the entry just written from out[start..] with its keys, in place
+ * of the least recently used one of its kind; out of memory or too large:
+ * not kept. */
+static void hv__memo_keep(hv__tofhir_memo *m, const fhir_writer *w, int kind,
+                          const char *const *keys, size_t n, size_t start) {
+  if (!m || start == SIZE_MAX || fhir_w_error(w) || start >= w->out->len ||
+      w->out->len - start > HV__MEMO_MAX)
+    return;
+  int k = 0;
+  for (int i = 1; i < HV__MEMO_WAYS; i++)
+    if (m->slot[kind][i].used < m->slot[kind][k].used)
+      k = i;
+  hv__memo_slot *s = &m->slot[kind][k];
+  m->last[kind] = k;
+  hvg_buf_reset(&s->key);
+  hvg_buf_reset(&s->bytes);
+  s->used = ++m->tick;
+  int rc = 0;
+  for (size_t i = 0; i < n && !rc; i++)
+    rc = keys[i] ? hvg_buf_addc(&s->key, 'S') ||
+                       hvg_buf_add(&s->key, keys[i], strlen(keys[i]) + 1)
+                 : hvg_buf_addc(&s->key, 'N');
+  if (rc || hvg_buf_add(&s->bytes, w->out->data + start,
+                        w->out->len - start)) {
+    hvg_buf_reset(&s->key);
+    hvg_buf_reset(&s->bytes); /* len 0: never matches */
+  }
+}
+
+static void hv__memo_free(hv__tofhir_memo *m) {
+  if (!m)
+    return;
+  for (int k = 0; k < HV__M_KINDS; k++)
+    for (int i = 0; i < HV__MEMO_WAYS; i++) {
+      hvg_buf_free(&m->slot[k][i].key);
+      hvg_buf_free(&m->slot[k][i].bytes);
+    }
+  free(m);
+}
+
+static hv__tofhir_memo *hv__memo_new(void) {
+  hv__tofhir_memo *m = calloc(1, sizeof *m);
+  for (int k = 0; m && k < HV__M_KINDS; k++)
+    for (int i = 0; i < HV__MEMO_WAYS; i++) {
+      hvg_buf_init(&m->slot[k][i].key, HV__MEMO_MAX);
+      hvg_buf_init(&m->slot[k][i].bytes, HV__MEMO_MAX);
+    }
+  return m;
+}
+
 int hv_tofhir_init(hv_tofhir *t, const hv_mapping *m, const hv_catalog *cat) {
   memset(t, 0, sizeof *t);
   t->map = m;
@@ -71,7 +200,8 @@ int hv_tofhir_init(hv_tofhir *t, const hv_mapping *m, const hv_catalog *cat) {
   t->sys_org = hvg_arena_printf(a, "%sorganization", b);
   t->sys_program = hvg_arena_printf(a, "%sprogram", b);
   t->uuid = fhir_uuid_gen_new();
-  if (!t->uuid || !t->sys_child || !t->sys_caregiver || !t->sys_home_visitor ||
+  t->memo = hv__memo_new();
+  if (!t->uuid || !t->memo || !t->sys_child || !t->sys_caregiver || !t->sys_home_visitor ||
       !t->sys_screening || !t->sys_referral || !t->sys_task ||
       !t->sys_consent || !t->sys_org || !t->sys_program) {
     hv_tofhir_free(t);
@@ -84,6 +214,8 @@ void hv_tofhir_free(hv_tofhir *t) {
   hvg_arena_free(&t->arena);
   fhir_uuid_gen_free(t->uuid);
   t->uuid = NULL;
+  hv__memo_free(t->memo);
+  t->memo = NULL;
 }
 
 /* ---- entries ---------------------------------------------------------- */
@@ -112,26 +244,43 @@ static int hv__res_init(fhir_uuid_gen *g, hv__res *r, const char *type, const ch
 /* FHIR search token escaping (\ | , $) and URL percent-encoding of what is
  * not unreserved; ':' '/' and the system|value bar stay readable. Writes at
  * most 6 bytes per input byte to o and returns the end. */
+#define HV__U(c) [(unsigned char)(c)] = 1
+static const unsigned char hv__plain[256] = {
+    HV__U('-'), HV__U('.'), HV__U('_'), HV__U('~'), HV__U(':'), HV__U('/'),
+    HV__U('0'), HV__U('1'), HV__U('2'), HV__U('3'), HV__U('4'), HV__U('5'),
+    HV__U('6'), HV__U('7'), HV__U('8'), HV__U('9'), HV__U('A'), HV__U('B'),
+    HV__U('C'), HV__U('D'), HV__U('E'), HV__U('F'), HV__U('G'), HV__U('H'),
+    HV__U('I'), HV__U('J'), HV__U('K'), HV__U('L'), HV__U('M'), HV__U('N'),
+    HV__U('O'), HV__U('P'), HV__U('Q'), HV__U('R'), HV__U('S'), HV__U('T'),
+    HV__U('U'), HV__U('V'), HV__U('W'), HV__U('X'), HV__U('Y'), HV__U('Z'),
+    HV__U('a'), HV__U('b'), HV__U('c'), HV__U('d'), HV__U('e'), HV__U('f'),
+    HV__U('g'), HV__U('h'), HV__U('i'), HV__U('j'), HV__U('k'), HV__U('l'),
+    HV__U('m'), HV__U('n'), HV__U('o'), HV__U('p'), HV__U('q'), HV__U('r'),
+    HV__U('s'), HV__U('t'), HV__U('u'), HV__U('v'), HV__U('w'), HV__U('x'),
+    HV__U('y'), HV__U('z')};
+#undef HV__U
+
 static char *hv__enc(char *o, const char *s, int escape_search) {
   static const char hex[] = "0123456789ABCDEF";
-  for (; *s; s++) {
+  for (;;) {
+    const char *run = s; /* unreserved bytes are copied as one run */
+    while (hv__plain[(unsigned char)*s])
+      s++;
+    memcpy(o, run, (size_t)(s - run));
+    o += s - run;
     unsigned char c = (unsigned char)*s;
+    if (!c)
+      return o;
     if (escape_search && (c == '\\' || c == '|' || c == ',' || c == '$')) {
       memcpy(o, "%5C", 3);
       o += 3;
     }
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-        (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-        c == '~' || c == ':' || c == '/') {
-      *o++ = (char)c;
-    } else {
-      o[0] = '%';
-      o[1] = hex[c >> 4];
-      o[2] = hex[c & 15];
-      o += 3;
-    }
+    o[0] = '%';
+    o[1] = hex[c >> 4];
+    o[2] = hex[c & 15];
+    o += 3;
+    s++;
   }
-  return o;
 }
 
 /* "identifier=system|value", encoded, in the arena; NULL when out of
@@ -176,14 +325,43 @@ typedef struct hv__ctx {
   hvg_err *err;
 } hv__ctx;
 
+/* The resource builders behind one signature, for hv__entry. */
+typedef int (*hv__build_fn)(fhir_writer *w, const void *what, hvg_err *err);
+static int hv__b_org(fhir_writer *w, const void *o, hvg_err *err) {
+  return fhir_organization_write(w, o, err);
+}
+static int hv__b_patient(fhir_writer *w, const void *p, hvg_err *err) {
+  return fhir_patient_write(w, p, err);
+}
+static int hv__b_related(fhir_writer *w, const void *p, hvg_err *err) {
+  return fhir_related_person_write(w, p, err);
+}
+static int hv__b_practitioner(fhir_writer *w, const void *p, hvg_err *err) {
+  return fhir_practitioner_write(w, p, err);
+}
+
+/* The entry of resource r, built by build(what) unless one built from the
+ * same inputs (keys: every input the entry depends on besides the
+ * program's systems) is kept (see "entries of repeating inputs"). */
+static int hv__entry(hv__ctx *c, int kind, const char *const *keys, size_t n,
+                     const hv__res *r, hv__build_fn build, const void *what) {
+  if (hv__memo_replay(c->t->memo, c->w, kind, keys, n))
+    return fhir_w_error(c->w);
+  fhir_bundle_entry_begin(c->w, r->urn);
+  size_t start = fhir_w_start(c->w); /* the entry object, opened by fullUrl */
+  HV_TRY(build(c->w, what, c->err));
+  HV_TRY(hv__entry_end(c->w, r, c->a, c->err));
+  hv__memo_keep(c->t->memo, c->w, kind, keys, n, start);
+  return 0;
+}
+
 static int hv__org(hv__ctx *c, hv__res *org, const char *id, const char *name) {
   const char *sys = hv_is_npi(id) ? NPI_SYSTEM : c->t->sys_org;
   HV_TRY(hv__res_init(c->t->uuid, org, "Organization", sys, id, c->err));
   org->ref.display = name;
   fhir_organization o = {&org->id, name};
-  fhir_bundle_entry_begin(c->w, org->urn);
-  HV_TRY(fhir_organization_write(c->w, &o, c->err));
-  return hv__entry_end(c->w, org, c->a, c->err);
+  const char *keys[] = {id, name};
+  return hv__entry(c, HV__M_ORG, keys, 2, org, hv__b_org, &o);
 }
 
 static int hv__program_org(hv__ctx *c, hv__res *org) {
@@ -192,9 +370,7 @@ static int hv__program_org(hv__ctx *c, hv__res *org) {
                       c->err));
   org->ref.display = m->program_name;
   fhir_organization o = {&org->id, m->program_name};
-  fhir_bundle_entry_begin(c->w, org->urn);
-  HV_TRY(fhir_organization_write(c->w, &o, c->err));
-  return hv__entry_end(c->w, org, c->a, c->err);
+  return hv__entry(c, HV__M_PROGRAM, NULL, 0, org, hv__b_org, &o);
 }
 
 static int hv__child(hv__ctx *c, hv__res *pat, const hv__res *practice) {
@@ -208,9 +384,14 @@ static int hv__child(hv__ctx *c, hv__res *pat, const hv__res *practice) {
   p.gender = r->v[HV_F_CHILD_SEX];
   p.birth_date = r->v[HV_F_CHILD_BIRTH_DATE];
   p.general_practitioner = practice ? &practice->ref : NULL;
-  fhir_bundle_entry_begin(c->w, pat->urn);
-  HV_TRY(fhir_patient_write(c->w, &p, c->err));
-  return hv__entry_end(c->w, pat, c->a, c->err);
+  const char *keys[] = {r->v[HV_F_CHILD_ID],
+                        name.family,
+                        name.given,
+                        p.gender,
+                        p.birth_date,
+                        practice ? practice->ref.reference : NULL,
+                        practice ? practice->ref.display : NULL};
+  return hv__entry(c, HV__M_CHILD, keys, 7, pat, hv__b_patient, &p);
 }
 
 static int hv__caregiver_patient(hv__ctx *c, hv__res *pat) {
@@ -225,9 +406,9 @@ static int hv__caregiver_patient(hv__ctx *c, hv__res *pat) {
   p.phone = r->v[HV_F_CAREGIVER_PHONE];
   p.gender = r->v[HV_F_CAREGIVER_SEX];
   p.birth_date = r->v[HV_F_CAREGIVER_BIRTH_DATE];
-  fhir_bundle_entry_begin(c->w, pat->urn);
-  HV_TRY(fhir_patient_write(c->w, &p, c->err));
-  return hv__entry_end(c->w, pat, c->a, c->err);
+  const char *keys[] = {r->v[HV_F_CAREGIVER_ID], name.family, name.given,
+                        p.phone, p.gender, p.birth_date};
+  return hv__entry(c, HV__M_CAREGIVER, keys, 6, pat, hv__b_patient, &p);
 }
 
 /* v3 RoleCode for the canonical caregiver relationship. */
@@ -270,18 +451,23 @@ static int hv__related_person(hv__ctx *c, hv__res *rp, const hv__res *child) {
   p.phone = r->v[HV_F_CAREGIVER_PHONE];
   p.gender = r->v[HV_F_CAREGIVER_SEX];
   p.birth_date = r->v[HV_F_CAREGIVER_BIRTH_DATE];
-  fhir_bundle_entry_begin(c->w, rp->urn);
-  HV_TRY(fhir_related_person_write(c->w, &p, c->err));
-  return hv__entry_end(c->w, rp, c->a, c->err);
+  const char *keys[] = {r->v[HV_F_CAREGIVER_ID],
+                        child->ref.reference,
+                        r->v[HV_F_CAREGIVER_RELATIONSHIP],
+                        name.family,
+                        name.given,
+                        p.phone,
+                        p.gender,
+                        p.birth_date};
+  return hv__entry(c, HV__M_RELATED, keys, 8, rp, hv__b_related, &p);
 }
 
 static int hv__home_visitor(hv__ctx *c, hv__res *pr) {
   HV_TRY(hv__res_init(c->t->uuid, pr, "Practitioner", c->t->sys_home_visitor,
                       c->r->v[HV_F_HOME_VISITOR_ID], c->err));
   fhir_practitioner p = {&pr->id, NULL};
-  fhir_bundle_entry_begin(c->w, pr->urn);
-  HV_TRY(fhir_practitioner_write(c->w, &p, c->err));
-  return hv__entry_end(c->w, pr, c->a, c->err);
+  const char *keys[] = {c->r->v[HV_F_HOME_VISITOR_ID]};
+  return hv__entry(c, HV__M_VISITOR, keys, 1, pr, hv__b_practitioner, &p);
 }
 
 /* Child (with practice), caregiver Patient and RelatedPerson as the record

@@ -16,11 +16,16 @@
 #include "fhir_writer.h"
 #include "hv_mapper.h"
 
+typedef struct hv__tofhir_memo hv__tofhir_memo;
+
+/* Not thread-safe (the SHA-1 context and the caches below change with every
+ * Bundle): one per thread. */
 typedef struct hv_tofhir {
   const hv_mapping *map;
   const hv_catalog *cat;
   hvg_arena arena; /* identifier systems below */
   fhir_uuid_gen *uuid; /* owned */
+  hv__tofhir_memo *memo; /* owned: entries of repeating inputs (.c) */
   const char *sys_child, *sys_caregiver, *sys_home_visitor, *sys_screening,
       *sys_referral, *sys_task, *sys_consent, *sys_org, *sys_program;
 } hv_tofhir;

@@ -86,6 +86,31 @@ head -c 200 "$out/all.xml" | grep -q '<Bundle xmlns="http://hl7.org/fhir">' || {
 n=$(grep -c '<type value="transaction"/>' "$out/all.xml")
 [ "$n" -eq 151 ] || { echo "FAIL: xml has $n transaction Bundles, expected 151"; fail=1; }
 
+# --jobs: Bundles built on several threads come out byte for byte as with
+# one, and so do rejections and warnings (input order), counts and status;
+# json and xml are written by one thread whatever --jobs says.
+expect 64 "jobs 0" "$hvgate" map -m "$map" --jobs 0 "$data/screenings.csv"
+expect 64 "jobs not a number" "$hvgate" map -m "$map" -j two "$data/screenings.csv"
+expect 64 "check-mapping has no --jobs" "$hvgate" check-mapping -m "$map" --jobs 2
+for j in 1 2 7; do
+  expect 65 "jobs $j" "$hvgate" map -m "$map" --today 2026-11-23 --jobs "$j" \
+    -o "$out/jobs$j.ndjson" --rejects "$out/jobs$j.rej" \
+    "$data/referrals.csv" "$data/screenings.csv" "$data/consents.csv"
+  cp "$out/e.txt" "$out/jobs$j.err"
+done
+for j in 2 7; do
+  for f in ndjson rej err; do
+    cmp -s "$out/jobs1.$f" "$out/jobs$j.$f" || { echo "FAIL: --jobs $j: $f differs from --jobs 1"; fail=1; }
+  done
+done
+has "$out/jobs7.err" "418 records: 410 mapped, 8 rejected, 4 warnings"
+expect 65 "xml with jobs" "$hvgate" map -m "$map" --today 2026-11-23 -f xml --jobs 3 -o "$out/jobs.xml" "$data/screenings.csv"
+cmp -s <("$hvgate" map -m "$map" --today 2026-11-23 -f xml --jobs 1 "$data/screenings.csv" 2>/dev/null) "$out/jobs.xml" \
+  || { echo "FAIL: xml differs with --jobs"; fail=1; }
+expect 74 "jobs, output error" "$hvgate" map -m "$map" --today 2026-11-23 --jobs 3 -o /dev/full "$data/screenings.csv" "$data/screenings.csv" "$data/screenings.csv" "$data/screenings.csv"
+n=$(grep -c "cannot write output" "$out/e.txt")
+[ "$n" -eq 1 ] || { echo "FAIL: output error reported $n times"; fail=1; }
+
 # Another program's layout: semicolons, Latin-1, US dates, its own labels,
 # and stdin. Only a mapping file differs, no code.
 printf 'ID;Kind;Mother;Baby;Baby born;Date;Score;Visitor\r\n' >"$out/other.csv"

@@ -10,6 +10,7 @@
 #include "fhir_check.h"
 #include "fhir_uuid.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static void patient(fhir_writer *w) {
@@ -126,6 +127,99 @@ static void test_sticky_errors(void **state) {
   hvg_buf_free(&b);
 }
 
+/* The escapes RFC 8259 requires, byte by byte: what the writer's chunked
+ * scan must agree with. */
+static void json_ref(hvg_buf *b, const char *name, const char *v, size_t n) {
+  hvg_buf_printf(b, ",\"%s\":\"", name);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)v[i];
+    if (c == '"')
+      hvg_buf_adds(b, "\\\"");
+    else if (c == '\\')
+      hvg_buf_adds(b, "\\\\");
+    else if (c == '\n')
+      hvg_buf_adds(b, "\\n");
+    else if (c == '\r')
+      hvg_buf_adds(b, "\\r");
+    else if (c == '\t')
+      hvg_buf_adds(b, "\\t");
+    else if (c < 0x20)
+      hvg_buf_printf(b, "\\u%04x", c);
+    else
+      hvg_buf_addc(b, (char)c);
+  }
+  hvg_buf_addc(b, '"');
+}
+
+/* Strings of every length up to 70 with a byte that needs escaping (or
+ * none) at every position, and UTF-8: the same bytes as the reference. */
+static void test_json_escapes(void **state) {
+  (void)state;
+  static const char special[] = {'"', '\\', '\n', '\r', '\t', 1, 0x1f, 'x'};
+  hvg_buf b, ref;
+  hvg_buf_init(&b, 1 << 20);
+  hvg_buf_init(&ref, 1 << 20);
+  char v[80];
+  for (size_t n = 1; n <= 70; n++) {
+    for (size_t at = 0; at <= n; at++) {
+      for (size_t k = 0; k < sizeof special; k++) {
+        for (size_t i = 0; i < n; i++)
+          v[i] = (char)(i % 3 == 2 ? 0xc3 : i % 3 ? 0xa9 : 'a' + (char)(i % 26));
+        if (at < n)
+          v[at] = special[k];
+        if (at + 1 < n)
+          v[at + 1] = special[(k + 3) % sizeof special];
+        hvg_buf_reset(&b);
+        hvg_buf_reset(&ref);
+        fhir_writer w;
+        fhir_w_init(&w, &b, FHIR_JSON, 0);
+        fhir_w_resource_begin(&w, NULL, "Basic");
+        fhir_w_stringn(&w, "text", v, n);
+        fhir_w_resource_end(&w);
+        assert_int_equal(fhir_w_finish(&w), 0);
+        hvg_buf_adds(&ref, "{\"resourceType\":\"Basic\"");
+        json_ref(&ref, "text", v, n);
+        hvg_buf_addc(&ref, '}');
+        assert_int_equal(b.len, ref.len);
+        assert_memory_equal(b.data, ref.data, ref.len);
+      }
+    }
+  }
+  hvg_buf_free(&b);
+  hvg_buf_free(&ref);
+}
+
+/* Under every size cap, the writer either writes the whole document or
+ * fails with HVG_ETOOBIG without passing the cap, whether it writes through
+ * reserved room or appends piece by piece. */
+static void test_every_cap(void **state) {
+  (void)state;
+  hvg_buf full;
+  hvg_buf_init(&full, 4096);
+  fhir_writer w;
+  fhir_w_init(&w, &full, FHIR_JSON, 0);
+  patient(&w);
+  assert_int_equal(fhir_w_finish(&w), 0);
+  for (size_t cap = 0; cap <= full.len + 8; cap++) {
+    hvg_buf b;
+    hvg_buf_init(&b, cap);
+    fhir_w_init(&w, &b, FHIR_JSON, 0);
+    patient(&w);
+    int rc = fhir_w_finish(&w);
+    assert_true(b.len <= cap);
+    if (cap >= full.len) {
+      assert_int_equal(rc, 0);
+      assert_string_equal(b.data, full.data);
+    } else {
+      assert_int_equal(rc, HVG_ETOOBIG);
+      if (b.len) /* what was written is the document's beginning */
+        assert_memory_equal(b.data, full.data, b.len);
+    }
+    hvg_buf_free(&b);
+  }
+  hvg_buf_free(&full);
+}
+
 static void test_builder_refuses_unwritten(void **state) {
   (void)state;
   hvg_buf b;
@@ -177,6 +271,27 @@ static void test_checks(void **state) {
   assert_false(fhir_check_code(""));
   assert_true(fhir_check_id("abc-1.2"));
   assert_false(fhir_check_id("a_b"));
+  assert_false(fhir_check_uri(""));
+  assert_false(fhir_check_uri(NULL));
+  /* white space at every position of URIs of every length to 40 */
+  char uri[48];
+  for (size_t n = 1; n <= 40; n++) {
+    for (size_t i = 0; i < n; i++)
+      uri[i] = (char)('!' + (i * 7) % 94); /* printable, no space */
+    uri[n] = '\0';
+    assert_true(fhir_check_uri(uri));
+    for (size_t at = 0; at < n; at++) {
+      static const char ws[] = {' ', '\t', '\n', '\r'};
+      char keep = uri[at];
+      for (size_t k = 0; k < sizeof ws; k++) {
+        uri[at] = ws[k];
+        assert_false(fhir_check_uri(uri));
+      }
+      uri[at] = '\x01'; /* other control characters are not white space */
+      assert_true(fhir_check_uri(uri));
+      uri[at] = keep;
+    }
+  }
   long d;
   assert_int_equal(fhir_date_days("1970-01-02", &d), 0);
   assert_int_equal(d, 1);
@@ -205,6 +320,23 @@ static void test_uuid5(void **state) {
                    0);
   assert_string_not_equal(a, b); /* type is part of the name */
   assert_int_equal(strncmp(a, "urn:uuid:", 9), 0);
+  /* the generator's cache of identifier ids: more names than it holds, each
+   * asked for twice, ids equal to those made without it */
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < 3 * FHIR_UUID_CACHE; i += 7) {
+      char value[32], sys[200];
+      snprintf(value, sizeof value, "V%d", i);
+      snprintf(sys, sizeof sys, "urn:sys:%0*d", i % 2 ? 150 : 1, i % 5);
+      assert_int_equal(fhir_uuid_for_identifier(NULL, "Patient", sys, value, a),
+                       0);
+      assert_int_equal(fhir_uuid_for_identifier(gen, "Patient", sys, value, b),
+                       0);
+      assert_string_equal(a, b);
+      assert_int_equal(fhir_uuid_for_identifier(gen, "Patient", sys, value, b),
+                       0);
+      assert_string_equal(a, b);
+    }
+  }
   fhir_uuid_gen_free(gen);
 }
 
@@ -214,6 +346,8 @@ int main(void) {
       cmocka_unit_test(test_xml_exact),
       cmocka_unit_test(test_nested_resource_xml),
       cmocka_unit_test(test_sticky_errors),
+      cmocka_unit_test(test_json_escapes),
+      cmocka_unit_test(test_every_cap),
       cmocka_unit_test(test_builder_refuses_unwritten),
       cmocka_unit_test(test_checks),
       cmocka_unit_test(test_uuid5),
