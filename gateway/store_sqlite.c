@@ -1594,12 +1594,11 @@ static int ob_update(store *st, int q, int64_t id, int64_t a, const char *t,
   return rc ? rc : st__exec_done(st, s, "store.outbox", err);
 }
 
-static int audit_insert(store *st, const store_audit_entry *e,
-                        const store_item *it, hvg_err *err) {
-  sqlite3_stmt *s;
-  int rc = st__stmt(st, Q_AUDIT_INS, &s, err);
-  if (rc)
-    return rc;
+/* Binds audit row `row` of s (10 parameters a row: at, then the texts);
+ * the item fills what the entry leaves NULL. */
+static int audit_bind(store *st, sqlite3_stmt *s, int row,
+                      const store_audit_entry *e, const store_item *it,
+                      hvg_err *err) {
 #define STORE__DEF(f) (e->f ? e->f : it ? it->f : NULL)
   const char *vals[] = {e->actor,
                         e->action,
@@ -1611,9 +1610,19 @@ static int audit_insert(store *st, const store_audit_entry *e,
                         STORE__DEF(consent_id),
                         e->detail};
 #undef STORE__DEF
-  rc = st__bind_i64(st, s, 1, e->at_ms, err);
-  for (int i = 0; !rc && i < 9; i++)
-    rc = st__bind_text(st, s, i + 2, vals[i], err);
+  int b = row * 10;
+  int rc = st__bind_i64(st, s, b + 1, e->at_ms, err);
+  for (int k = 0; !rc && k < 9; k++)
+    rc = st__bind_text(st, s, b + k + 2, vals[k], err);
+  return rc;
+}
+
+static int audit_insert(store *st, const store_audit_entry *e,
+                        const store_item *it, hvg_err *err) {
+  sqlite3_stmt *s;
+  int rc = st__stmt(st, Q_AUDIT_INS, &s, err);
+  if (!rc)
+    rc = audit_bind(st, s, 0, e, it, err);
   return rc ? rc : st__exec_done(st, s, "store.audit", err);
 }
 
@@ -1841,25 +1850,8 @@ static int round_flush_audit(store *st, st__round *r, hvg_err *err) {
     return 0;
   sqlite3_stmt *s;
   int rc = rows_stmt(st, 1, r->n_audit, &s, err);
-  for (size_t i = 0; !rc && i < r->n_audit; i++) {
-    const store_audit_entry *e = r->audit[i];
-    const store_item *it = r->audit_item[i];
-#define STORE__DEF(f) (e->f ? e->f : it ? it->f : NULL)
-    const char *vals[] = {e->actor,
-                          e->action,
-                          STORE__DEF(partner),
-                          STORE__DEF(program),
-                          STORE__DEF(record_type),
-                          STORE__DEF(record_id),
-                          e->resources,
-                          STORE__DEF(consent_id),
-                          e->detail};
-#undef STORE__DEF
-    int b = (int)i * 10;
-    rc = st__bind_i64(st, s, b + 1, e->at_ms, err);
-    for (int k = 0; !rc && k < 9; k++)
-      rc = st__bind_text(st, s, b + k + 2, vals[k], err);
-  }
+  for (size_t i = 0; !rc && i < r->n_audit; i++)
+    rc = audit_bind(st, s, (int)i, r->audit[i], r->audit_item[i], err);
   r->n_audit = 0;
   return rc ? rc : st__exec_done(st, s, "store.audit", err);
 }

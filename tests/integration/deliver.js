@@ -27,7 +27,7 @@
 //     are not disclosed (dead letters saying why), the revocation is sent.
 // usage: deliver.js HVGATE SOURCE_DIR WORK_DIR
 'use strict';
-const { spawn, spawnSync } = require('child_process');
+const { spawnSync } = require('child_process');
 const fs = require('fs');
 const http = require('http');
 const path = require('path');
@@ -36,63 +36,28 @@ const [hvgate, src, work] = process.argv.slice(2).map((a) => path.resolve(a));
 const peerJs = path.join(src, 'tests/peer/server.js');
 const sample = path.join(src, 'tests/data/program-export');
 const base = 'https://sunrise-hv.example.org/fhir/id/';
-let failures = 0;
-const check = (ok, what, extra) => {
-  if (!ok) {
-    failures++;
-    console.log(`FAIL: ${what}${extra ? `\n${extra}` : ''}`);
-  } else {
-    console.log(`ok: ${what}`);
-  }
-};
-
-fs.rmSync(work, { recursive: true, force: true });
-fs.mkdirSync(work, { recursive: true });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const H = require('./harness');
+const { check, sleep } = H;
+H.freshDir(work);
 
 // ---- the peer ----------------------------------------------------------
-async function startPeer(args, port = 0) {
-  const ready = path.join(work, `peer-ready-${Date.now()}`);
-  const log = fs.openSync(path.join(work, 'peer.log'), 'a');
-  const p = spawn('node', [peerJs, '--port', String(port), '--ready-file', ready, '--quiet', ...args],
-    { stdio: ['ignore', log, log] });
-  for (let i = 0; i < 200 && !fs.existsSync(ready); i++) await sleep(50);
-  const got = Number(fs.readFileSync(ready, 'utf8').trim());
-  return { proc: p, port: got };
-}
+const startPeer = (args, port = 0) => H.startPeer(peerJs, work, args, port);
 async function stopPeer(peer) {
   if (peer.proc.exitCode !== null) return;
   peer.proc.kill('SIGTERM');
   await new Promise((r) => peer.proc.once('exit', r));
 }
-function req(port, method, p, body) {
-  return new Promise((resolve, reject) => {
-    const data = body ? JSON.stringify(body) : null;
-    const r = http.request({ host: '127.0.0.1', port, method, path: p,
-      headers: data ? { 'content-type': 'application/json' } : {} }, (res) => {
-      let s = '';
-      res.on('data', (c) => { s += c; });
-      res.on('end', () => resolve({ status: res.statusCode, body: s ? JSON.parse(s) : null }));
-    });
-    r.on('error', reject);
-    if (data) r.write(data);
-    r.end();
-  });
+async function req(port, method, p, body) {
+  const r = await H.request(port, method, p,
+    { headers: body ? { 'content-type': 'application/json' } : {}, body: body || null });
+  return { status: r.status, body: r.text ? JSON.parse(r.text) : null };
 }
 const stats = async (peer) => (await req(peer.port, 'GET', '/_peer/stats')).body;
 async function search(peer, type, system, value, token) {
   const q = `/fhir/R4/${type}?identifier=${encodeURIComponent(`${system}|${value}`)}`;
-  const r = await new Promise((resolve, reject) => {
-    const h = http.request({ host: '127.0.0.1', port: peer.port, path: q,
-      headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
-      let s = '';
-      res.on('data', (c) => { s += c; });
-      res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(s) }));
-    });
-    h.on('error', reject);
-    h.end();
-  });
-  return r.body.entry ? r.body.entry.map((e) => e.resource) : [];
+  const r = await H.request(peer.port, 'GET', q, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const b = JSON.parse(r.text);
+  return b.entry ? b.entry.map((e) => e.resource) : [];
 }
 
 // ---- hvgate ------------------------------------------------------------
@@ -115,7 +80,7 @@ function run(args) {
   return { rc: r.status, out: r.stdout, err: r.stderr };
 }
 function serveAsync(cfg, extra = []) {
-  const p = spawn(hvgate, ['serve', '-c', cfg, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = H.spawnChild(hvgate, ['serve', '-c', cfg, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   p.stderr.on('data', (c) => { err += c; });
   const done = new Promise((r) => p.once('exit', (code, sig) => r({ rc: code, sig, err })));
@@ -427,6 +392,6 @@ async function exactlyOnce(peer, delivered, token) {
     JSON.stringify(c1.map((c) => c.status)));
   await stopPeer(peer);
 
-  console.log(failures ? `deliver: ${failures} failed` : 'deliver: ok');
-  process.exit(failures ? 1 : 0);
+  console.log(H.failures ? `deliver: ${H.failures} failed` : 'deliver: ok');
+  process.exit(H.failures ? 1 : 0);
 })().catch((e) => { console.log(`FAIL: ${e.stack}`); process.exit(1); });

@@ -31,7 +31,7 @@
 //     still does.
 // usage: loop.js HVGATE SOURCE_DIR WORK_DIR
 'use strict';
-const { spawn, spawnSync } = require('child_process');
+const { spawnSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
@@ -41,48 +41,14 @@ const [hvgate, src, work] = process.argv.slice(2).map((a) => path.resolve(a));
 const peerJs = path.join(src, 'tests/peer/server.js');
 const sample = path.join(src, 'tests/data/program-export');
 const base = 'https://sunrise-hv.example.org/fhir/id/';
-let failures = 0;
-const check = (ok, what, extra) => {
-  if (!ok) {
-    failures++;
-    console.log(`FAIL: ${what}${extra ? `\n${String(extra).slice(0, 1500)}` : ''}`);
-  } else {
-    console.log(`ok: ${what}`);
-  }
-  return ok;
-};
-fs.rmSync(work, { recursive: true, force: true });
-fs.mkdirSync(work, { recursive: true });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const H = require('./harness');
+const { check, sleep, request, json } = H;
+H.freshDir(work);
 const sha = (t) => crypto.createHash('sha256').update(t).digest('hex');
 const emitted = []; // every resource the gateway's endpoint answered with
 
-function request(port, method, p, { headers = {}, body = null } = {}) {
-  return new Promise((resolve, reject) => {
-    const data = body === null ? null : typeof body === 'string' ? body : JSON.stringify(body);
-    const h = http.request({ host: '127.0.0.1', port, method, path: p,
-      headers: data !== null ? { 'content-length': Buffer.byteLength(data), ...headers } : headers }, (res) => {
-      let s = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => { s += c; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: s }));
-    });
-    h.on('error', reject);
-    if (data !== null) h.write(data);
-    h.end();
-  });
-}
-const json = (r) => { try { return JSON.parse(r.text); } catch (e) { return null; } };
-
 // ---- the practices' server -------------------------------------------------
-async function startPeer() {
-  const ready = path.join(work, 'peer-ready');
-  const log = fs.openSync(path.join(work, 'peer.log'), 'a');
-  const p = spawn('node', [peerJs, '--port', '0', '--ready-file', ready, '--quiet', '--auth', 'none'],
-    { stdio: ['ignore', log, log] });
-  for (let i = 0; i < 200 && !fs.existsSync(ready); i++) await sleep(50);
-  return { proc: p, port: Number(fs.readFileSync(ready, 'utf8').trim()) };
-}
+const startPeer = () => H.startPeer(peerJs, work, ['--auth', 'none']);
 const peerGet = async (peer, p) => json(await request(peer.port, 'GET', `/fhir/R4/${p}`));
 async function peerTask(peer, referralId) {
   const b = await peerGet(peer, `Task?identifier=${encodeURIComponent(`${base}referral-task|${referralId}`)}`);
@@ -127,7 +93,7 @@ function run(args) {
 }
 const daemonLogs = []; // printed when the test dies, so a crash shows its cause
 function serve(cfg) {
-  const p = spawn(hvgate, ['serve', '-c', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = H.spawnChild(hvgate, ['serve', '-c', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   p.stderr.on('data', (c) => { err += c; });
   daemonLogs.push(() => err);
@@ -564,8 +530,8 @@ function referralTransactionXml() {
 }
 
 main().then(() => {
-  console.log(failures ? `${failures} FAILED` : 'all passed');
-  process.exit(failures ? 1 : 0);
+  console.log(H.failures ? `${H.failures} FAILED` : 'all passed');
+  process.exit(H.failures ? 1 : 0);
 }, (e) => {
   console.log(`FAIL: ${e.stack || e}`);
   for (const l of daemonLogs) console.log(`daemon stderr (tail):\n${l().slice(-4000)}`);
