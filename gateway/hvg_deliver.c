@@ -36,6 +36,9 @@ void hvg_partner_hold_init(hvg_partner_hold *h) {
   atomic_init(&h->until_ms, 0);
   atomic_init(&h->hold_ms, HVG_DELIVER_HOLD_MS);
   atomic_init(&h->reported, 0);
+  atomic_init(&h->down_until_ms, 0);
+  atomic_init(&h->down_ms, HVG_DELIVER_DOWN_MIN_MS);
+  atomic_init(&h->down, 0);
 }
 
 int hvg_deliver_init(hvg_deliverer *d, const hvg_partner *p,
@@ -591,6 +594,32 @@ int hvg_partner_hold_clear(hvg_partner_hold *h) {
   return 1;
 }
 
+int hvg_partner_hold_down(hvg_partner_hold *h, int64_t now_ms,
+                          int64_t at_least_ms) {
+  int64_t len = atomic_load(&h->down_ms);
+  int64_t until = now_ms + len, cur = atomic_load(&h->down_until_ms);
+  if (until < at_least_ms)
+    until = at_least_ms;
+  if (until > cur &&
+      atomic_compare_exchange_strong(&h->down_until_ms, &cur, until))
+    atomic_store(&h->down_ms, len * 2 > HVG_DELIVER_DOWN_MAX_MS
+                                  ? HVG_DELIVER_DOWN_MAX_MS
+                                  : len * 2);
+  return atomic_exchange(&h->down, 1) == 0;
+}
+
+int hvg_partner_hold_up(hvg_partner_hold *h) {
+  if (!atomic_exchange(&h->down, 0))
+    return 0;
+  atomic_store(&h->down_ms, HVG_DELIVER_DOWN_MIN_MS);
+  return 1;
+}
+
+int64_t hvg_partner_held_until(hvg_partner_hold *h) {
+  int64_t a = atomic_load(&h->until_ms), b = atomic_load(&h->down_until_ms);
+  return a > b ? a : b;
+}
+
 /* Holds the partner after an auth failure: reported once per incident by
  * whichever worker sees it first. */
 static void hvg__hold(hvg_deliverer *d, const store_item *it, long status,
@@ -705,6 +734,9 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
            (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
   d->pace_ms = d->pace_ms * 0.75 + sl->ms * 0.25;
   sl->status = status;
+  if (status && status != 429 && (status < 502 || status > 504) &&
+      hvg_partner_hold_up(d->hold))
+    hvg__log(d, "info", "partner_reachable", NULL, status, NULL, -1);
   if (status >= 200 && status < 300) {
     hvg__unhold(d);
     hvg__settle_ok(sl, ents, n_ents, r, now);
@@ -719,10 +751,15 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
       snprintf(why, sizeof why, "HTTP %ld", status);
     else
       snprintf(why, sizeof why, "network: %.200s", herr.msg);
-    hvg__retry_at(sl, now + hvg__backoff(d, it->attempts, rc ? -1 : r->retry_after_s),
-                  why);
+    long ra = rc ? -1 : r->retry_after_s;
+    hvg__retry_at(sl, now + hvg__backoff(d, it->attempts, ra), why);
     sl->level = "warn";
     sl->event = "retry";
+    if (status == 0 || status == 429 || (status >= 502 && status <= 504)) {
+      int64_t now2 = store_now_ms();
+      if (hvg_partner_hold_down(d->hold, now2, ra > 0 ? now2 + ra * 1000 : 0))
+        hvg__log(d, "error", "partner_unreachable", it, status, why, -1);
+    }
   } else {
     hvg__hint(r, sl->text, sizeof sl->text);
     sl->o.kind = STORE_DEAD;
@@ -756,7 +793,7 @@ int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
   if (idle_ms)
     *idle_ms = 0;
   d->n.rounds++;
-  int64_t held = atomic_load(&d->hold->until_ms);
+  int64_t held = hvg_partner_held_until(d->hold);
   if (now_ms < held) {
     if (idle_ms)
       *idle_ms = (int)(held - now_ms > 1000 ? 1000 : held - now_ms);
@@ -764,9 +801,9 @@ int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
   }
   store_item items[HVG_DELIVER_BATCH];
   size_t n = 0;
-  /* while an auth incident is open, probe with one item, not a batch */
-  int rc = store_claim(d->st, d->p->id,
-                       atomic_load(&d->hold->reported) ? 1 : hvg__round_size(d),
+  /* while an incident is open, probe with one item, not a batch */
+  int probe = atomic_load(&d->hold->reported) || atomic_load(&d->hold->down);
+  int rc = store_claim(d->st, d->p->id, probe ? 1 : hvg__round_size(d),
                        now_ms, HVG_DELIVER_LEASE_MS, items, &n, err);
   if (rc)
     return rc;
@@ -793,10 +830,13 @@ int hvg_deliver_round(hvg_deliverer *d, int64_t now_ms, int *idle_ms,
     hvg_buf_reset(&sl[i].refs);
     hvg_buf_reset(&sl[i].body);
     sl[i].event = NULL;
-    held = atomic_load(&d->hold->until_ms);
+    held = hvg_partner_held_until(d->hold);
     if (now_ms < held) { /* held mid-round: give the rest back */
       sl[i].o.item = &items[i];
-      hvg__retry_at(&sl[i], held, "partner auth failed");
+      hvg__retry_at(&sl[i], held,
+                    held == atomic_load(&d->hold->until_ms)
+                        ? "partner auth failed"
+                        : "partner unreachable: not tried");
     } else {
       rc = hvg__one(d, &items[i], &sl[i], store_now_ms(), err);
     }

@@ -37,18 +37,28 @@
 #define HVG_DELIVER_BACKOFF_MIN_MS 1000
 #define HVG_DELIVER_BACKOFF_MAX_MS 600000
 #define HVG_DELIVER_HOLD_MS 30000      /* first pause after an auth failure */
+#define HVG_DELIVER_DOWN_MIN_MS 1000   /* first pause when unreachable */
+#define HVG_DELIVER_DOWN_MAX_MS 60000  /* longest pause between probes */
 
 typedef struct hvg_deliver_counts {
   unsigned long delivered, retried, dead, auth_failures, rounds;
   double latency_sum_s; /* of successful deliveries */
 } hvg_deliver_counts;
 
-/* What the workers of one partner share: an auth failure holds the partner
- * for all of them and is reported once per incident, not once per worker. */
+/* What the workers of one partner share. An auth failure, or the partner
+ * being unreachable (no connection, 429, 502-504), holds the partner for
+ * all of them, and is reported once per incident, not once per worker or
+ * Bundle. While held, the workers send nothing; then one Bundle probes.
+ * Without the unreachable hold a down partner would see every queued
+ * Bundle tried and failed in turn: thousands a second against a backlog,
+ * each a store write. */
 typedef struct hvg_partner_hold {
-  _Atomic int64_t until_ms; /* held until */
-  _Atomic int64_t hold_ms;  /* current hold length (doubles, capped) */
-  atomic_int reported;      /* this incident was logged */
+  _Atomic int64_t until_ms; /* auth: held until */
+  _Atomic int64_t hold_ms;  /* auth: current hold length (doubles, capped) */
+  atomic_int reported;      /* auth: this incident was logged */
+  _Atomic int64_t down_until_ms; /* unreachable: held until */
+  _Atomic int64_t down_ms;       /* unreachable: current pause */
+  atomic_int down;               /* unreachable: incident open (logged) */
 } hvg_partner_hold;
 
 /* An idle hold (not held, first pause HVG_DELIVER_HOLD_MS). */
@@ -62,6 +72,20 @@ int hvg_partner_hold_fail(hvg_partner_hold *h, int64_t now_ms);
 /* A success: ends an incident; 1 when one was open (report the
  * recovery), 0 otherwise. */
 int hvg_partner_hold_clear(hvg_partner_hold *h);
+
+/* The partner did not answer usefully at now_ms (transport error, 429,
+ * 502, 503, 504): holds it for the current pause (HVG_DELIVER_DOWN_MIN_MS,
+ * doubling to HVG_DELIVER_DOWN_MAX_MS) or until at_least_ms, whichever is
+ * later. Returns 1 for the first failure of an incident, else 0. */
+int hvg_partner_hold_down(hvg_partner_hold *h, int64_t now_ms,
+                          int64_t at_least_ms);
+
+/* An answer from the partner: ends an unreachable incident; 1 when one was
+ * open, 0 otherwise. */
+int hvg_partner_hold_up(hvg_partner_hold *h);
+
+/* Until when the partner is held for either reason (0: not held). */
+int64_t hvg_partner_held_until(hvg_partner_hold *h);
 
 /* Metrics the daemon exposes, one series per partner (NULL: not kept). */
 typedef struct hvg_deliver_obs {

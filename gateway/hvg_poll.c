@@ -303,7 +303,7 @@ static int poll__search(hvg_poller *pl, int64_t now, hvg_err *err) {
 int hvg_poll_round(hvg_poller *pl, int64_t now_ms, int *idle_ms, hvg_err *err) {
   if (idle_ms)
     *idle_ms = 1000;
-  int64_t held = atomic_load(&pl->hold->until_ms);
+  int64_t held = hvg_partner_held_until(pl->hold);
   if (now_ms < held) {
     if (idle_ms)
       *idle_ms = (int)(held - now_ms > 1000 ? 1000 : held - now_ms);

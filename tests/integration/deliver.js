@@ -183,6 +183,13 @@ async function exactlyOnce(peer, delivered, token) {
   check(events(res.err, 'retry').length >= 3, `retries logged (${events(res.err, 'retry').length})`);
   check(events(res.err, 'retry').some((e) => e.http_status === 503), 'a 503 was retried');
   check(events(res.err, 'retry').some((e) => !e.http_status), 'a lost answer was retried');
+  const down = events(res.err, 'partner_unreachable'), up = events(res.err, 'partner_reachable');
+  const netRetries = events(res.err, 'retry').filter((e) => !e.http_status).length;
+  console.log(`  outage: ${down.length} partner_unreachable, ${up.length} partner_reachable, ${netRetries} network retries`);
+  check(down.length >= 1 && up.length === down.length, 'the outage is reported once per incident, and its end');
+  // without the partner-wide hold every queued Bundle is tried against the
+  // closed port in turn; with it, the workers in flight fail, then one probes
+  check(netRetries <= 4 * down.length + 8, `a down partner is probed, not flooded (${netRetries} network retries)`);
   const d2 = events(res.err, 'delivered');
   check(d2.length === q2, `all ${q2} delivered after recovery (${d2.length})`);
   const bad2 = await exactlyOnce(peer, d2);
