@@ -577,13 +577,21 @@ static void hvg__hint(const hvg_http_resp *r, char *hint, size_t cap) {
   cJSON_Delete(o);
 }
 
+/* Holds until now + the current pause (or at_least, if later), and
+ * doubles the pause up to max; of workers failing together, one extends. */
+static void hold__extend(_Atomic int64_t *until_ms, _Atomic int64_t *pause_ms,
+                         int64_t now_ms, int64_t at_least_ms, int64_t max) {
+  int64_t len = atomic_load(pause_ms);
+  int64_t until = now_ms + len, cur = atomic_load(until_ms);
+  if (until < at_least_ms)
+    until = at_least_ms;
+  if (until > cur && atomic_compare_exchange_strong(until_ms, &cur, until))
+    atomic_store(pause_ms, len * 2 > max ? max : len * 2);
+}
+
 int hvg_partner_hold_fail(hvg_partner_hold *h, int64_t now_ms) {
-  int64_t len = atomic_load(&h->hold_ms);
-  int64_t until = now_ms + len, cur = atomic_load(&h->until_ms);
-  if (until > cur && atomic_compare_exchange_strong(&h->until_ms, &cur, until))
-    atomic_store(&h->hold_ms, len * 2 > HVG_DELIVER_BACKOFF_MAX_MS
-                                  ? HVG_DELIVER_BACKOFF_MAX_MS
-                                  : len * 2);
+  hold__extend(&h->until_ms, &h->hold_ms, now_ms, 0,
+               HVG_DELIVER_BACKOFF_MAX_MS);
   return atomic_exchange(&h->reported, 1) == 0;
 }
 
@@ -596,15 +604,8 @@ int hvg_partner_hold_clear(hvg_partner_hold *h) {
 
 int hvg_partner_hold_down(hvg_partner_hold *h, int64_t now_ms,
                           int64_t at_least_ms) {
-  int64_t len = atomic_load(&h->down_ms);
-  int64_t until = now_ms + len, cur = atomic_load(&h->down_until_ms);
-  if (until < at_least_ms)
-    until = at_least_ms;
-  if (until > cur &&
-      atomic_compare_exchange_strong(&h->down_until_ms, &cur, until))
-    atomic_store(&h->down_ms, len * 2 > HVG_DELIVER_DOWN_MAX_MS
-                                  ? HVG_DELIVER_DOWN_MAX_MS
-                                  : len * 2);
+  hold__extend(&h->down_until_ms, &h->down_ms, now_ms, at_least_ms,
+               HVG_DELIVER_DOWN_MAX_MS);
   return atomic_exchange(&h->down, 1) == 0;
 }
 
