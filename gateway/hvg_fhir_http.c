@@ -52,7 +52,36 @@ static int fh__media(const char *v, size_t n) {
 }
 
 
-/* The response format: _format, else Accept (JSON when it allows any).
+/* The weight of an Accept item (RFC 9110 12.4.2: "q=" 0 to 1, three
+ * decimals at most) in thousandths: 1000 without one, -1 when malformed. */
+static int fh__q(const char *v, size_t n) {
+  const char *end = v + n;
+  for (const char *p = memchr(v, ';', n); p;
+       p = memchr(p + 1, ';', (size_t)(end - p - 1))) {
+    const char *q = p + 1;
+    while (q < end && (*q == ' ' || *q == '\t'))
+      q++;
+    if (end - q < 2 || (q[0] != 'q' && q[0] != 'Q') || q[1] != '=')
+      continue;
+    q += 2;
+    if (q >= end || (*q != '0' && *q != '1'))
+      return -1;
+    int w = (*q++ - '0') * 1000;
+    if (q < end && *q == '.') {
+      q++;
+      for (int scale = 100; scale && q < end && *q >= '0' && *q <= '9';
+           scale /= 10)
+        w += (*q++ - '0') * scale;
+    }
+    while (q < end && (*q == ' ' || *q == '\t'))
+      q++;
+    return (q == end || *q == ';') && w <= 1000 ? w : -1;
+  }
+  return 1000;
+}
+
+/* The response format: _format, else the Accept item of highest weight
+ * (q=0: not acceptable; JSON when weights tie or any type is allowed).
  * 0 JSON, 1 XML, -1 nothing acceptable (406). */
 static int fh__format(const hvg_httpd_req *req, int *pretty) {
   char v[128];
@@ -66,18 +95,20 @@ static int fh__format(const hvg_httpd_req *req, int *pretty) {
   const char *acc = hvg_httpd_header(req, "Accept");
   if (!acc || !*acc)
     return 0;
-  int best = -1;
+  int best = -1, best_q = 0;
   for (const char *p = acc; p && *p;) {
     const char *comma = strchr(p, ',');
     size_t n = comma ? (size_t)(comma - p) : strlen(p);
-    int m = fh__media(p, n);
+    int m = fh__media(p, n), q = fh__q(p, n);
     const char *t = p;
     while (*t == ' ')
       t++;
     if (m < 0 && (!strncmp(t, "*/*", 3) || !strncmp(t, "application/*", 13)))
       m = 0;
-    if (m >= 0 && (best < 0 || m < best))
-      best = m; /* JSON preferred when both are accepted */
+    if (m >= 0 && q > 0 && (q > best_q || (q == best_q && m < best))) {
+      best = m;
+      best_q = q;
+    }
     p = comma ? comma + 1 : NULL;
   }
   return best;

@@ -746,6 +746,14 @@ static void test_negotiation(void **state) {
       {"", "Accept: application/fhir+json", 0},
       {"", "Accept: text/html, application/fhir+xml;q=0.9", 1},
       {"", "Accept: application/fhir+xml, application/fhir+json", 0},
+      /* weights (q): the heavier wins, q=0 is refused, a malformed one
+       * makes its item count for nothing */
+      {"", "Accept: application/fhir+xml, */*;q=0.1", 1},
+      {"", "Accept: application/fhir+json;q=0.5, application/fhir+xml", 1},
+      {"", "Accept: application/fhir+xml;q=0.8, application/fhir+json;q=0.9", 0},
+      {"", "Accept: application/fhir+json;q=0, application/fhir+xml;q=0.001", 1},
+      {"", "Accept: application/fhir+xml;charset=utf-8;q=1.000", 1},
+      {"", "Accept: application/fhir+json;q=1.5, application/xml;q=0.2", 1},
       {"?_pretty=true", NULL, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -763,6 +771,9 @@ static void test_negotiation(void **state) {
   assert_int_equal(
       call_h(EI, "GET", path, NULL, NULL, "Accept: text/html", NULL), 406);
   expect_oo(406, "not-supported", "application/fhir+json", NULL);
+  assert_int_equal(call_h(EI, "GET", path, NULL, NULL,
+                          "Accept: application/fhir+json;q=0, */*;q=0", NULL),
+                   406);
   assert_int_equal(
       call(EI, "GET", fmt("%s?_format=text/html", path), NULL, NULL), 406);
 
