@@ -114,6 +114,20 @@ static void ex__history(const store_transition *t, size_t n, ex__dates *d) {
   }
 }
 
+/* The loop's dates of referral r, from its stored transitions; on error
+ * returns it with d empty. */
+static int ex__referral_dates(store *st, const store_referral *r,
+                              ex__dates *d, hvg_err *err) {
+  store_transition t[EX__HISTORY];
+  size_t nt = 0;
+  void *mem = NULL;
+  int rc = store_referral_history(st, r->program, r->referral_id, t,
+                                  EX__HISTORY, &nt, &mem, err);
+  ex__history(t, rc ? 0 : nt, d);
+  store_referral_history_free(mem);
+  return rc;
+}
+
 /* Writes one row, skipping it (counted, reason in warn) when the layout
  * cannot carry it; drains when the buffer grows. */
 static int ex__row(hv_export *x, const char *v[HV_F__COUNT], hvg_buf *b,
@@ -159,13 +173,8 @@ static int ex__referrals(store *st, const hvg_export_req *req, hv_export *x,
       cJSON *data =
           r->data ? cJSON_ParseWithLength(r->data, r->data_len) : NULL;
       ex__fields(data, v);
-      store_transition t[EX__HISTORY];
-      size_t nt = 0;
-      void *mem = NULL;
-      rc = store_referral_history(st, r->program, r->referral_id, t,
-                                  EX__HISTORY, &nt, &mem, err);
       ex__dates d;
-      ex__history(t, rc ? 0 : nt, &d);
+      rc = ex__referral_dates(st, r, &d, err);
       cJSON *task = NULL;
       store_resource row;
       if (!rc && r->task_id &&
@@ -200,7 +209,6 @@ static int ex__referrals(store *st, const hvg_export_req *req, hv_export *x,
         rc = ex__row(x, v, b, req, stats, warn, err);
       cJSON_Delete(task);
       cJSON_Delete(data);
-      store_referral_history_free(mem);
     }
     for (size_t i = 0; i < n; i++)
       store_referral_release(&page[i]);
@@ -477,13 +485,8 @@ int hvg_export_report(store *st, const hvg_program *prog, int64_t since_ms,
         cJSON_Delete(data);
         continue;
       }
-      store_transition t[EX__HISTORY];
-      size_t nt = 0;
-      void *mem = NULL;
-      rc = store_referral_history(st, r->program, r->referral_id, t,
-                                  EX__HISTORY, &nt, &mem, err);
       ex__dates d;
-      ex__history(t, rc ? 0 : nt, &d);
+      rc = ex__referral_dates(st, r, &d, err);
       rp__bucket *b = rp__bucket_for(
           bk, &nb, cJSON_IsString(sv) ? sv->valuestring : "(unknown)");
       if (!rc)
@@ -492,7 +495,6 @@ int hvg_export_report(store *st, const hvg_program *prog, int64_t since_ms,
         rc = rp__count(b, &d, r->status, date);
       if (rc == HVG_ENOMEM)
         hvg_err_set(err, rc, NULL, NULL);
-      store_referral_history_free(mem);
       cJSON_Delete(data);
     }
     for (size_t i = 0; i < n; i++)
