@@ -4,7 +4,7 @@
 // must not leave a peer or a daemon running: they would hold ports and CPU
 // for whatever runs next).
 'use strict';
-const { spawn } = require('child_process');
+const { spawn, spawnSync } = require('child_process');
 const fs = require('fs');
 const http = require('http');
 const path = require('path');
@@ -67,6 +67,20 @@ const harness = {
       if (data !== null) h.write(data);
       h.end();
     });
+  },
+  // A throwaway CA in dir (ca.pem, ca.key) and leaf(name, ext): a key
+  // (name.key) and a certificate the CA signs (name.pem) with the given
+  // openssl extensions, e.g. 'extendedKeyUsage=clientAuth\n'.
+  testPki(dir) {
+    const ossl = (...a) => spawnSync('openssl', a, { cwd: dir, encoding: 'utf8' });
+    ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2',
+      '-subj', '/CN=hvgate test CA');
+    return (name, ext) => {
+      ossl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+      fs.writeFileSync(path.join(dir, `${name}.ext`), ext);
+      ossl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+        '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
+    };
   },
   json(r) {
     try { return JSON.parse(r.text); } catch (e) { return null; }

@@ -422,14 +422,7 @@ async function main() {
   check(!/Sof[ií]a|Nia|Mateo|2024-02-19|Lopez/.test(sv.log()), 'no names or birth dates in the daemon\'s log');
 
   // ---- 9: the daemon over HTTPS: partners by client certificate ------------
-  const ossl = (...a) => spawnSync('openssl', a, { cwd: work, encoding: 'utf8' });
-  ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=hvgate test CA');
-  const leaf = (name, ext) => {
-    ossl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    fs.writeFileSync(path.join(work, `${name}.ext`), ext);
-    ossl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
-      '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
-  };
+  const leaf = H.testPki(work);
   leaf('gateway', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   leaf('county', 'extendedKeyUsage=clientAuth\n');
   leaf('stranger', 'extendedKeyUsage=clientAuth\n');
