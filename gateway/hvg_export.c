@@ -116,8 +116,8 @@ static void ex__history(const store_transition *t, size_t n, ex__dates *d) {
 
 /* The loop's dates of referral r, from its stored transitions; on error
  * returns it with d empty. */
-static int ex__referral_dates(store *st, const store_referral *r,
-                              ex__dates *d, hvg_err *err) {
+static int ex__referral_dates(store *st, const store_referral *r, ex__dates *d,
+                              hvg_err *err) {
   store_transition t[EX__HISTORY];
   size_t nt = 0;
   void *mem = NULL;

@@ -20,81 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define T0 ((int64_t)1700000000000) /* a fixed "now" for deterministic tests */
+#include "store_fixture.h"
 
 /* ---- fixtures ----------------------------------------------------------- */
-
-typedef struct fx {
-  char dir[64];
-  char path[96];
-} fx;
-
-static void rm_db(const char *path) {
-  char p[128];
-  static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-  for (size_t i = 0; i < 4; i++) {
-    snprintf(p, sizeof p, "%s%s", path, sfx[i]);
-    unlink(p);
-  }
-}
-
-static int setup(void **state) {
-  fx *f = calloc(1, sizeof *f);
-  if (!f)
-    return -1;
-  snprintf(f->dir, sizeof f->dir, "/tmp/hvg_store_XXXXXX");
-  if (!mkdtemp(f->dir)) {
-    free(f);
-    return -1;
-  }
-  snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx *f = *state;
-  rm_db(f->path);
-  rmdir(f->dir);
-  free(f);
-  return 0;
-}
-
-static store *open_ok(const char *path) {
-  store *st = NULL;
-  hvg_err e;
-  hvg_err_clear(&e);
-  int rc = store_open(&st, path, NULL, &e);
-  if (rc)
-    fail_msg("store_open: %s: %s", hvg_err_name(rc), e.msg);
-  return st;
-}
-
-static void check_ok(store *st) {
-  hvg_err e;
-  hvg_err_clear(&e);
-  int rc = store_check(st, &e);
-  if (rc)
-    fail_msg("store_check: %s: %s", hvg_err_name(rc), e.msg);
-}
-
-/* Raw SQLite access, to look behind the interface. */
-static sqlite3 *raw_open(const char *path) {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  return db;
-}
-
-static int64_t raw_count(sqlite3 *db, const char *sql) {
-  sqlite3_stmt *s = NULL;
-  if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-    fail_msg("prepare %s: %s", sql, sqlite3_errmsg(db));
-  assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-  int64_t v = sqlite3_column_int64(s, 0);
-  sqlite3_finalize(s);
-  return v;
-}
 
 /* A record about `patient`, content `content` (hashed), for the partners. */
 typedef struct rec {

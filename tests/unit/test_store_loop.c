@@ -23,47 +23,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define T0                                                                     \
-  ((int64_t)1700000000000) /* a fixed "now" for deterministic tests            \
-                            */
+#include "store_fixture.h"
 
 /* ---- fixtures and helpers ---------------------------------------------- */
-
-typedef struct fx {
-  char dir[64];
-  char path[96];
-} fx;
-
-static void rm_db(const char *path) {
-  char p[128];
-  static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-  for (size_t i = 0; i < 4; i++) {
-    snprintf(p, sizeof p, "%s%s", path, sfx[i]);
-    unlink(p);
-  }
-}
-
-static int setup(void **state) {
-  fx *f = calloc(1, sizeof *f);
-  if (!f)
-    return -1;
-  snprintf(f->dir, sizeof f->dir, "/tmp/hvg_store_loop_XXXXXX");
-  if (!mkdtemp(f->dir)) {
-    free(f);
-    return -1;
-  }
-  snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx *f = *state;
-  rm_db(f->path);
-  rmdir(f->dir);
-  free(f);
-  return 0;
-}
 
 /* The error of the last call made through IS / OK. */
 static hvg_err E;
@@ -90,12 +52,6 @@ static void streq_(const char *got, const char *want, const char *what,
              want ? "\"" : "", want ? want : "NULL", want ? "\"" : "");
 }
 
-static store *open_ok(const char *path) {
-  store *st = NULL;
-  OK(store_open(&st, path, NULL, &E));
-  return st;
-}
-
 static store *open_busy(const char *path, int busy_ms) {
   store_opts o = {0};
   o.busy_timeout_ms = busy_ms;
@@ -104,28 +60,7 @@ static store *open_busy(const char *path, int busy_ms) {
   return st;
 }
 
-static void check_ok(store *st) {
-  OK(store_check(st, &E));
-}
-
 /* Raw SQLite access, to look behind the interface. */
-static sqlite3 *raw_open(const char *path) {
-  sqlite3 *db = NULL;
-  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-  sqlite3_busy_timeout(db, 5000);
-  return db;
-}
-
-static int64_t raw_count(sqlite3 *db, const char *sql) {
-  sqlite3_stmt *s = NULL;
-  if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-    fail_msg("prepare %s: %s", sql, sqlite3_errmsg(db));
-  assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-  int64_t v = sqlite3_column_int64(s, 0);
-  sqlite3_finalize(s);
-  return v;
-}
-
 static void raw_exec(sqlite3 *db, const char *sql) {
   char *m = NULL;
   if (sqlite3_exec(db, sql, NULL, NULL, &m) != SQLITE_OK) {
