@@ -20,6 +20,7 @@
  * they grow (and move) while the batch fills. */
 typedef struct ingest_rec {
   size_t bundle_off, bundle_len;
+  size_t packed_off, packed_len; /* compressed (store_pack); len 0: none */
   size_t keys_off; /* record_type\0record_id\0patient\0[partner\0consent\0] */
   unsigned char hash[STORE_HASH_LEN];
   int has_target, has_consent, has_sens;
@@ -34,6 +35,7 @@ typedef struct ingest_rec {
 /* A batch of records (and consents) written in one transaction. */
 typedef struct ingest_batch {
   hvg_buf bundles, keys;
+  hvg_buf packed; /* the Bundles store_pack compressed */
   ingest_rec recs[INGEST_BATCH];
   size_t n;
   store_consent cons[INGEST_BATCH];
@@ -165,6 +167,10 @@ static int ingest__write(hvg_ingest *x, ingest_batch *bt) {
     memcpy(b->hash, r->hash, STORE_HASH_LEN);
     b->bundle = bt->bundles.data + r->bundle_off;
     b->bundle_len = r->bundle_len;
+    if (r->packed_len) {
+      b->packed = bt->packed.data + r->packed_off;
+      b->packed_len = r->packed_len;
+    }
     if (r->has_target) {
       targets[i].partner = k;
       k += strlen(k) + 1;
@@ -186,6 +192,7 @@ static int ingest__write(hvg_ingest *x, ingest_batch *bt) {
   }
   bt->n = 0;
   hvg_buf_reset(&bt->bundles);
+  hvg_buf_reset(&bt->packed);
   hvg_buf_reset(&bt->keys);
   return 0;
 }
@@ -204,6 +211,7 @@ static void *ingest__writer(void *arg) {
       atomic_store(&x->failed, 1);
     bt->n = bt->n_cons = 0;
     hvg_buf_reset(&bt->bundles);
+    hvg_buf_reset(&bt->packed);
     hvg_buf_reset(&bt->keys);
     hvg_buf_reset(&bt->cons_keys);
     pthread_mutex_lock(&x->mu);
@@ -323,6 +331,24 @@ static int ingest__accept(void *ctx, const hv_result *res) {
   ir->line = r->line;
   if (store_hash(bt->bundles.data + mark, ir->bundle_len, ir->hash, &err))
     return HVG_EXIT_SOFTWARE;
+  /* compressing here, not in the writer, splits the work between the two
+   * threads (docs/decisions.md, decision 13) */
+  const void *z = NULL;
+  size_t zlen = 0;
+  int pk = bt->n ? 0 : store_pack_refresh(x->st, &err);
+  if (!pk)
+    pk = store_pack(x->st, bt->bundles.data + mark, ir->bundle_len, &z, &zlen,
+                    &err);
+  if (pk == 1) {
+    ir->packed_off = bt->packed.len;
+    ir->packed_len = zlen;
+    if (hvg_buf_add(&bt->packed, z, zlen))
+      return HVG_EXIT_SOFTWARE;
+  } else if (pk < 0) {
+    x->werr = err;
+    atomic_store(&x->failed, 1);
+    return HVG_EXIT_IOERR;
+  }
 
   hvg_route route;
   hvg_route_record(x->cfg, res, &route);
@@ -441,6 +467,7 @@ int hvg_ingest_new(hvg_ingest **out, const hvg_config *cfg,
   hvg_arena_init(&x->scratch, (size_t)16 << 20);
   for (int i = 0; i < 2; i++) {
     hvg_buf_init(&x->bat[i].bundles, INGEST_BATCH_BYTES + ((size_t)64 << 20));
+    hvg_buf_init(&x->bat[i].packed, INGEST_BATCH_BYTES + ((size_t)64 << 20));
     hvg_buf_init(&x->bat[i].keys, (size_t)64 << 20);
     hvg_buf_init(&x->bat[i].cons_keys, (size_t)64 << 20);
   }
@@ -528,6 +555,7 @@ void hvg_ingest_free(hvg_ingest *x) {
   hvg_arena_free(&x->scratch);
   for (int i = 0; i < 2; i++) {
     hvg_buf_free(&x->bat[i].bundles);
+    hvg_buf_free(&x->bat[i].packed);
     hvg_buf_free(&x->bat[i].keys);
     hvg_buf_free(&x->bat[i].cons_keys);
   }

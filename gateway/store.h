@@ -133,6 +133,8 @@ typedef struct store_record {
   unsigned char hash[STORE_HASH_LEN]; /* of the canonical content */
   const char *bundle;                 /* FHIR Bundle JSON to deliver */
   size_t bundle_len;                  /* > 0 */
+  const void *packed; /* optional: the Bundle as store_pack compressed it */
+  size_t packed_len;  /* > 0 when packed is set */
   const char *patient_key;            /* ordering lane, required */
   const char *sensitivity;            /* caller's labels, may be NULL */
   const store_target *targets;        /* may be NULL when n_targets == 0 */
@@ -150,6 +152,23 @@ typedef struct store_put_result {
   int64_t version; /* current version of the record after the call */
   size_t queued;   /* outbox items created for this record */
 } store_put_result;
+
+/* Bundles are stored compressed with zstd and a dictionary trained on the
+ * store's own Bundles (store_zip.h): store_put_records trains one from the
+ * first batch of at least STORE_ZIP_MIN_SAMPLES records when the store has
+ * none, and compresses what it is given plain. store_pack lets another
+ * thread, with its own handle, do the compressing ahead of the writer.
+ *
+ * store_pack_refresh: when this handle has no dictionary, read the newest
+ * one the store has (one small query; call it once per batch, not per
+ * record). 0, or HVG_EIO / HVG_ENOMEM.
+ * store_pack: compress bundle[0..len) with that dictionary. Returns 1 with
+ * *out / *out_len set (valid until the next store_pack on st; pass them as
+ * store_record.packed), 0 when there is no dictionary yet or compressing
+ * would not make it smaller (store it plain), or a negative HVG code. */
+int store_pack_refresh(store *st, hvg_err *err);
+int store_pack(store *st, const char *bundle, size_t len, const void **out,
+               size_t *out_len, hvg_err *err);
 
 /* Store a batch of records in ONE transaction (group commit): either all of
  * them are stored with their outbox items or none.

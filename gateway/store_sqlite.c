@@ -15,6 +15,7 @@
  * counts claims and is the lease token checked by ack/retry/dead. */
 #include "store.h"
 #include "store_sqlite_int.h"
+#include "store_zip.h"
 
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -27,6 +28,8 @@
 
 enum { ST_PENDING = 0, ST_INFLIGHT = 1, ST_DEAD = 2, ST_DELIVERED = 3,
        ST_SUPERSEDED = 4 };
+
+static void zip__rolled_back(void *arg);
 
 /* ---- schema ---------------------------------------------------------- */
 
@@ -137,10 +140,19 @@ static const char MIGRATION_1[] =
   "CREATE INDEX consents_caregiver ON consents(program, caregiver_id,"        \
   " organization_id);"
 
+/* Version 4: dictionaries of the compressed Bundles (store_zip.h). From
+ * then on record_versions.bundle is either TEXT (the Bundle's JSON) or a
+ * BLOB: one zstd frame that names its dictionary by the id kept here. */
+#define MIGRATION_4                                                           \
+  "CREATE TABLE zstd_dicts ("                                                 \
+  " id INTEGER PRIMARY KEY CHECK (id > 0),"                                   \
+  " dict BLOB NOT NULL,"                                                      \
+  " created_at INTEGER NOT NULL);"
+
 /* Migration i (0-based) brings the schema from version i to i + 1. Append
  * only; never edit a released step. */
 static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2,
-                                         st__migration_loop};
+                                         st__migration_loop, MIGRATION_4};
 #define N_MIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
 /* ---- cached statements ------------------------------------------------ */
@@ -183,6 +195,11 @@ static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2,
   X(VER_INS, "INSERT INTO record_versions(record, version, hash,"             \
              " sensitivity, bundle, created_at)"                              \
              " VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                              \
+  X(ZD_NEWEST, "SELECT dict FROM zstd_dicts"                                 \
+               " ORDER BY created_at DESC, id DESC LIMIT 1")                  \
+  X(ZD_GET, "SELECT dict FROM zstd_dicts WHERE id = ?1")                      \
+  X(ZD_INS, "INSERT OR IGNORE INTO zstd_dicts(id, dict, created_at)"          \
+            " VALUES (?1, ?2, ?3)")                                           \
   X(VER_GET, "SELECT id FROM record_versions WHERE record = ?1"               \
              " AND version = ?2")                                             \
   X(OB_HAS_PARTNER, "SELECT 1 FROM outbox WHERE record = ?1"                  \
@@ -544,8 +561,14 @@ int64_t st__col_i64(sqlite3_stmt *s, int c) {
  * dst[i] gets the copy (NULL for SQL NULL), lens[i] its length (lens may be
  * NULL). Returns the block or NULL on ENOMEM. */
 void *st__copy_cols(sqlite3_stmt *s, const int *cols, size_t n,
-                       const char **dst[], size_t *lens) {
-  size_t total = 1;
+                    const char **dst[], size_t *lens) {
+  return st__copy_cols_extra(s, cols, n, dst, lens, 0, NULL);
+}
+
+void *st__copy_cols_extra(sqlite3_stmt *s, const int *cols, size_t n,
+                          const char **dst[], size_t *lens, size_t extra,
+                          char **extra_out) {
+  size_t total = 1 + extra;
   for (size_t i = 0; i < n; i++) {
     if (sqlite3_column_type(s, cols[i]) == SQLITE_NULL)
       continue;
@@ -576,6 +599,8 @@ void *st__copy_cols(sqlite3_stmt *s, const int *cols, size_t n,
       lens[i] = len;
     p += len + 1;
   }
+  if (extra_out)
+    *extra_out = p;
   return mem;
 }
 
@@ -810,6 +835,7 @@ int store_open(store **out, const char *path, const store_opts *opts,
     return rc;
   }
   sqlite3_extended_result_codes(st->db, 1);
+  sqlite3_rollback_hook(st->db, zip__rolled_back, st);
   rc = sqlite3_busy_timeout(st->db, st->busy_timeout_ms);
   if (rc != SQLITE_OK) {
     rc = st__db_fail(st, rc, "store.open", err);
@@ -884,6 +910,7 @@ void store_close(store *st) {
     for (int i = 0; i < ST__ROWS; i++)
       sqlite3_finalize(st->qrows[k][i]);
   sqlite3_close_v2(st->db);
+  store_zip_free(st->zip);
   free(st);
 }
 
@@ -1093,6 +1120,10 @@ static int check_record(const store_record *r, size_t i, hvg_err *err) {
   STORE__NEED(record_id, STORE_KEY_MAX);
   STORE__NEED(patient_key, STORE_KEY_MAX);
 #undef STORE__NEED
+  if (r->packed && r->packed_len == 0) {
+    snprintf(f, sizeof f, "batch[%zu].packed_len", i);
+    return hvg_err_set(err, HVG_EINVAL, f, "0 with packed set");
+  }
   if (!r->bundle || r->bundle_len == 0) {
     snprintf(f, sizeof f, "batch[%zu].bundle", i);
     return hvg_err_set(err, HVG_EINVAL, f, "required");
@@ -1149,6 +1180,235 @@ static int queue_item(store *st, int64_t ver_id, int64_t rec,
   return rc;
 }
 
+/* ---- Bundle compression (store_zip.h) -------------------------------- */
+
+#define ZIP__BUNDLE_MAX ((size_t)1 << 30) /* SQLite's own value limit */
+
+static void zip__rolled_back(void *arg) {
+  ((store *)arg)->zip_stale = 1;
+}
+
+/* st->zip, created on first use and renewed after a rollback.
+ * 0, or HVG_ENOMEM. */
+static int zip__handle(store *st, hvg_err *err) {
+  if (st->zip_stale) {
+    store_zip_free(st->zip);
+    st->zip = NULL;
+    st->zip_stale = 0;
+  }
+  if (!st->zip && !(st->zip = store_zip_new()))
+    return hvg_err_set(err, HVG_ENOMEM, "store.zip", NULL);
+  return 0;
+}
+
+/* Load the dictionary in column 0 of the row s is on. */
+static int zip__load_col(store *st, sqlite3_stmt *s, int compress,
+                         hvg_err *err) {
+  const void *d = sqlite3_column_blob(s, 0);
+  int len = sqlite3_column_bytes(s, 0);
+  if (!d || len <= 0)
+    return hvg_err_set(err, HVG_EIO, "store.zip",
+                       "database: an empty compression dictionary");
+  return store_zip_load(st->zip, d, (size_t)len, compress, err);
+}
+
+/* Inside a batch's transaction: have a dictionary to compress with, the
+ * newest in the store, or else one trained on this batch when it holds
+ * enough Bundles. Without one (a small first batch, or Bundles zstd learns
+ * nothing from) the Bundles are stored as text. 0, or an HVG code. */
+static int zip__newest(store *st, hvg_err *err) {
+  if (!st->zip_stale && st->zip && store_zip_dict_id(st->zip))
+    return 0;
+  sqlite3_stmt *s;
+  int rc = zip__handle(st, err);
+  if (!rc)
+    rc = st__stmt(st, Q_ZD_NEWEST, &s, err);
+  if (rc)
+    return rc;
+  rc = st__step(st, s, "store.zip", err);
+  if (rc == SQLITE_ROW)
+    rc = zip__load_col(st, s, 1, err);
+  else if (rc == SQLITE_DONE)
+    rc = 0;
+  st__done(s);
+  return rc;
+}
+
+static int zip__prepare(store *st, const store_record *batch, size_t n,
+                        int64_t now, hvg_err *err) {
+  int rc = zip__newest(st, err);
+  if (rc || store_zip_dict_id(st->zip) || n < STORE_ZIP_MIN_SAMPLES ||
+      st->zip_untrainable)
+    return rc;
+  sqlite3_stmt *s;
+  const char **smp = malloc(n * (sizeof *smp + sizeof(size_t)));
+  if (!smp)
+    return hvg_err_set(err, HVG_ENOMEM, "store.zip", NULL);
+  size_t *lens = (size_t *)(smp + n);
+  for (size_t i = 0; i < n; i++) {
+    smp[i] = batch[i].bundle;
+    lens[i] = batch[i].bundle_len;
+  }
+  void *dict = NULL;
+  size_t dict_len = 0;
+  uint32_t id = 0;
+  rc = store_zip_train(smp, lens, n, &dict, &dict_len, &id, err);
+  free(smp);
+  if (rc == HVG_EINVAL) {
+    st->zip_untrainable = 1;
+    return 0;
+  }
+  if (!rc)
+    rc = st__stmt(st, Q_ZD_INS, &s, err);
+  if (!rc)
+    rc = st__bind_i64(st, s, 1, (int64_t)id, err);
+  if (!rc)
+    rc = st__bind_blob(st, s, 2, dict, dict_len, err);
+  if (!rc)
+    rc = st__bind_i64(st, s, 3, now, err);
+  if (!rc)
+    rc = st__exec_done(st, s, "store.zip", err);
+  if (!rc)
+    rc = store_zip_load(st->zip, dict, dict_len, 1, err);
+  free(dict);
+  return rc;
+}
+
+/* Have the dictionary `id` a stored frame needs loaded. */
+static int zip__need(store *st, uint32_t id, hvg_err *err) {
+  int rc = zip__handle(st, err);
+  if (rc || !id || store_zip_has(st->zip, id))
+    return rc;
+  sqlite3_stmt *s;
+  rc = st__stmt(st, Q_ZD_GET, &s, err);
+  if (!rc)
+    rc = st__bind_i64(st, s, 1, (int64_t)id, err);
+  if (!rc)
+    rc = st__step(st, s, "store.zip", err);
+  if (rc == SQLITE_ROW)
+    rc = zip__load_col(st, s, 0, err);
+  else if (rc == SQLITE_DONE)
+    rc = hvg_err_set(err, HVG_EIO, "store.zip",
+                     "database: compression dictionary %u is missing",
+                     (unsigned)id);
+  st__done(s);
+  return rc;
+}
+
+int store_pack_refresh(store *st, hvg_err *err) {
+  if (!st)
+    return hvg_err_set(err, HVG_EINVAL, "store.pack", "NULL argument");
+  return zip__newest(st, err);
+}
+
+int store_pack(store *st, const char *bundle, size_t len, const void **out,
+               size_t *out_len, hvg_err *err) {
+  if (!st || !bundle || !out || !out_len)
+    return hvg_err_set(err, HVG_EINVAL, "store.pack", "NULL argument");
+  if (st->zip_stale || !st->zip || !store_zip_dict_id(st->zip))
+    return 0;
+  const void *z = NULL;
+  size_t zlen = 0;
+  int rc = store_zip_compress(st->zip, bundle, len, &z, &zlen, err);
+  if (rc)
+    return rc;
+  if (zlen >= len)
+    return 0;
+  *out = z;
+  *out_len = zlen;
+  return 1;
+}
+
+/* Bind a Bundle as parameter i: as packed by the caller (its dictionary
+ * checked to be in the store), compressed here when a dictionary is loaded
+ * and that makes it smaller, else as text. The bound bytes live in st->zip
+ * (or the record) until the statement has run. */
+static int zip__bind_bundle(store *st, sqlite3_stmt *s, int i,
+                            const store_record *r, hvg_err *err) {
+  if (r->packed) {
+    uint32_t id = 0;
+    size_t size = 0;
+    int rc = store_zip_frame_info(r->packed, r->packed_len, ZIP__BUNDLE_MAX,
+                                  &id, &size, err);
+    if (!rc && size != r->bundle_len)
+      rc = hvg_err_set(err, HVG_EINVAL, "store.put.packed",
+                       "not the record's Bundle (%zu bytes, not %zu)", size,
+                       r->bundle_len);
+    if (!rc)
+      rc = zip__need(st, id, err);
+    if (rc) {
+      st__done(s);
+      return rc;
+    }
+    return st__bind_blob(st, s, i, r->packed, r->packed_len, err);
+  }
+  if (st->zip && store_zip_dict_id(st->zip)) {
+    const void *z = NULL;
+    size_t zlen = 0;
+    int rc =
+        store_zip_compress(st->zip, r->bundle, r->bundle_len, &z, &zlen, err);
+    if (rc) {
+      st__done(s);
+      return rc;
+    }
+    if (zlen < r->bundle_len)
+      return st__bind_blob(st, s, i, z, zlen, err);
+  }
+  return st__bind_textn(st, s, i, r->bundle, r->bundle_len, err);
+}
+
+/* The current row's Bundle (column col, text or a frame) and text columns
+ * cols[0..n), copied into one malloc'd block (*mem, the caller frees it) as
+ * st__copy_cols does: *bundle and *len get the Bundle, NUL-terminated.
+ * 0, or an HVG code with *mem NULL. */
+static int zip__copy_row(store *st, sqlite3_stmt *s, int col, const int *cols,
+                         size_t n, const char **dst[], void **mem,
+                         const char **bundle, size_t *len, hvg_err *err) {
+  *mem = NULL;
+  size_t size = 0, zlen = (size_t)sqlite3_column_bytes(s, col);
+  const void *z = NULL;
+  int zipped = sqlite3_column_type(s, col) == SQLITE_BLOB;
+  if (zipped) {
+    uint32_t id = 0;
+    z = sqlite3_column_blob(s, col);
+    int rc =
+        !z ? hvg_err_set(err, HVG_ENOMEM, "store.claim", NULL)
+           : store_zip_frame_info(z, zlen, ZIP__BUNDLE_MAX, &id, &size, err);
+    if (!rc)
+      rc = zip__need(st, id, err);
+    if (rc)
+      return rc;
+  } else {
+    z = sqlite3_column_text(s, col);
+    size = zlen = (size_t)sqlite3_column_bytes(s, col);
+    if (!z)
+      return hvg_err_set(err, HVG_ENOMEM, "store.claim", NULL);
+  }
+  char *p = NULL;
+  void *m = st__copy_cols_extra(s, cols, n, dst, NULL, size + 1, &p);
+  if (!m)
+    return hvg_err_set(err, HVG_ENOMEM, "store.claim", NULL);
+  if (zipped) {
+    size_t got = 0;
+    int rc = store_zip_decompress(st->zip, z, zlen, p, size, &got, err);
+    if (!rc && got != size)
+      rc = hvg_err_set(err, HVG_EIO, "store.zip",
+                       "database: a compressed "
+                       "Bundle is not the size its frame records");
+    if (rc) {
+      free(m);
+      return rc;
+    }
+  } else {
+    memcpy(p, z, size);
+  }
+  p[size] = '\0';
+  *bundle = p;
+  *len = size;
+  *mem = m;
+  return 0;
+}
+
 static int insert_version(store *st, int64_t rec, int64_t version,
                           const store_record *r, int64_t now, int64_t *ver_id,
                           hvg_err *err) {
@@ -1163,7 +1423,7 @@ static int insert_version(store *st, int64_t rec, int64_t version,
   if (!rc)
     rc = st__bind_text(st, s, 4, r->sensitivity, err);
   if (!rc)
-    rc = st__bind_textn(st, s, 5, r->bundle, r->bundle_len, err);
+    rc = zip__bind_bundle(st, s, 5, r, err);
   if (!rc)
     rc = st__bind_i64(st, s, 6, now, err);
   if (!rc)
@@ -1422,10 +1682,13 @@ int store_put_records(store *st, const store_record *batch, size_t n,
   int rc = st__tx_begin(st, err);
   if (rc)
     return rc;
+  rc = zip__prepare(st, batch, n, now_ms, err);
   for (size_t i = 0; !rc && i < n; i++) {
     store_put_result tmp;
     rc = put_one(st, &batch[i], now_ms, results ? &results[i] : &tmp, err);
   }
+  if (rc) /* a dictionary trained here is rolled back with the batch */
+    st->zip_stale = 1;
   return st__tx_end(st, rc, err);
 }
 
@@ -1477,18 +1740,14 @@ int store_claim(store *st, const char *partner, size_t max, int64_t now_ms,
     it->lease_until = now_ms + lease_ms;
     it->attempts = st__col_i(s, 2) + 1;
     it->version = st__col_i64(s, 5);
-    static const int cols[] = {3, 4, 6, 7, 8, 9, 10, 11};
-    const char **dst[] = {&it->patient_key, &it->consent_id,
-                          &it->sensitivity, &it->bundle,
-                          &it->program,     &it->record_type,
-                          &it->record_id,   &it->partner};
-    size_t lens[8];
-    it->mem_ = st__copy_cols(s, cols, 8, dst, lens);
-    if (!it->mem_) {
-      rc = hvg_err_set(err, HVG_ENOMEM, "store.claim", NULL);
+    static const int cols[] = {3, 4, 6, 8, 9, 10, 11};
+    const char **dst[] = {&it->patient_key, &it->consent_id,  &it->sensitivity,
+                          &it->program,     &it->record_type, &it->record_id,
+                          &it->partner};
+    rc = zip__copy_row(st, s, 7, cols, 7, dst, &it->mem_, &it->bundle,
+                       &it->bundle_len, err);
+    if (rc)
       break;
-    }
-    it->bundle_len = lens[3];
     n++;
   }
   st__done(s);

@@ -18,6 +18,7 @@
 #define ST__ROWS 16   /* rows of one multi-row write (store_finish) */
 
 struct st__ckpt;
+struct store_zip;
 
 struct store {
   sqlite3 *db;
@@ -28,6 +29,12 @@ struct store {
   int iterators;       /* open audit iterators */
   int tx_user;         /* depth of store_tx_begin .. store_tx_end */
   struct st__ckpt *ck; /* NULL: checkpoints inline (":memory:", option) */
+  /* Bundle compression (store_zip.h): created on first use; what it holds
+   * is dropped when a transaction rolls back (`zip_stale`, set by the
+   * rollback hook), since a dictionary trained in it is gone with it */
+  struct store_zip *zip;
+  int zip_stale;
+  int zip_untrainable; /* training failed on this handle: not tried again */
 };
 
 /* Map a SQLite result code to an HVG code with a detail (SQLite's messages
@@ -69,6 +76,11 @@ int64_t st__col_i64(sqlite3_stmt *s, int c);
  * length. The block, or NULL when out of memory. */
 void *st__copy_cols(sqlite3_stmt *s, const int *cols, size_t n,
                     const char **dst[], size_t *lens);
+/* The same with `extra` more bytes at the end of the block, *extra_out
+ * pointing to them. */
+void *st__copy_cols_extra(sqlite3_stmt *s, const int *cols, size_t n,
+                          const char **dst[], size_t *lens, size_t extra,
+                          char **extra_out);
 
 /* HVG_EINVAL naming `field` when v is NULL, empty or longer than max. */
 int st__need(const char *v, const char *field, size_t max, hvg_err *err);

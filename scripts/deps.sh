@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libcjson-dev libxml2-dev libssl-dev libcurl4-openssl-dev
-      libsqlite3-dev libpq-dev libcmocka-dev libevent-dev nodejs)
+      libsqlite3-dev libzstd-dev libpq-dev libcmocka-dev libevent-dev nodejs)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -83,4 +83,15 @@ static inline int64_t raw_count(sqlite3 *db, const char *sql) {
   return v;
 }
 
+/* Run SQL behind the store's back (to age, damage or downgrade a store). */
+static inline void raw_exec(sqlite3 *db, const char *sql) {
+  char *m = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &m) != SQLITE_OK) {
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", m ? m : "?");
+    sqlite3_free(m);
+    fail_msg("exec %s: %s", sql, copy);
+  }
+}
+
 #endif

@@ -60,17 +60,6 @@ static store *open_busy(const char *path, int busy_ms) {
   return st;
 }
 
-/* Raw SQLite access, to look behind the interface. */
-static void raw_exec(sqlite3 *db, const char *sql) {
-  char *m = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &m) != SQLITE_OK) {
-    char copy[256];
-    snprintf(copy, sizeof copy, "%s", m ? m : "?");
-    sqlite3_free(m);
-    fail_msg("exec %s: %s", sql, copy);
-  }
-}
-
 /* Count through a fresh connection: what another process sees. */
 static int64_t file_count(const char *path, const char *sql) {
   sqlite3 *db = raw_open(path);
@@ -2155,8 +2144,8 @@ static void test_migration_from_v2(void **state) {
   store *st = open_ok(f->path);
   int v = 0;
   OK(store_schema_version(st, &v, &E));
-  assert_int_equal(v, 3);
-  assert_int_equal(store_schema_version_supported(), 3);
+  assert_int_equal(v, 4);
+  assert_int_equal(store_schema_version_supported(), 4);
   check_ok(st);
   /* the referral is kept, with the defaults of the new columns */
   store_referral g;
@@ -2199,13 +2188,13 @@ static void test_migration_from_v2(void **state) {
   OK(store_event_add(st, "prog1", "referral", "ref-old", T0, NULL, &E));
   store_close(st);
   db = raw_open(f->path);
-  assert_int_equal(raw_count(db, "SELECT count(*) FROM schema_version"), 3);
-  assert_int_equal(raw_count(db, "SELECT max(version) FROM schema_version"), 3);
+  assert_int_equal(raw_count(db, "SELECT count(*) FROM schema_version"), 4);
+  assert_int_equal(raw_count(db, "SELECT max(version) FROM schema_version"), 4);
   sqlite3_close(db);
   /* reopening does nothing more */
   st = open_ok(f->path);
   OK(store_schema_version(st, &v, &E));
-  assert_int_equal(v, 3);
+  assert_int_equal(v, 4);
   store_close(st);
 
   /* the migrated schema is the one a new store gets */
