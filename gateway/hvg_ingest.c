@@ -6,6 +6,7 @@
 #include "hvg_cli.h"
 #include "hvg_route.h"
 #include "hvg_run.h"
+#include "store_zip.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,6 +16,9 @@
 
 #define INGEST_BATCH 1000                     /* records per transaction */
 #define INGEST_BATCH_BYTES ((size_t)16 << 20) /* Bundle bytes per batch */
+/* The first batch is smaller, so the writer starts (and trains the store's
+ * compression dictionary on it, which needs no more) sooner. */
+#define INGEST_FIRST_BATCH STORE_ZIP_MAX_SAMPLES
 
 /* One pending record of the batch: offsets into the batch buffers, because
  * they grow (and move) while the batch fills. */
@@ -56,9 +60,11 @@ struct hvg_ingest {
   store *wst; /* writer thread */
   hvg_fsrv *fs; /* the writer's referral tracker */
   hv_tofhir tf;
+  store_hasher *hasher; /* main thread */
   hvg_arena scratch;
   ingest_batch bat[2];
-  int cur; /* the batch being filled */
+  int cur;     /* the batch being filled */
+  int flushed; /* a batch was handed to the writer */
   pthread_t writer;
   int writer_started, tf_ready;
   pthread_mutex_t mu;
@@ -233,6 +239,7 @@ static int ingest__flush(hvg_ingest *x, int wait) {
   if (bt->n || bt->n_cons) {
     x->pending = bt;
     x->cur ^= 1;
+    x->flushed = 1;
     pthread_cond_broadcast(&x->cv);
   }
   while (wait && x->pending)
@@ -329,7 +336,8 @@ static int ingest__accept(void *ctx, const hv_result *res) {
   ir->bundle_len = bt->bundles.len - mark;
   ir->file = r->file;
   ir->line = r->line;
-  if (store_hash(bt->bundles.data + mark, ir->bundle_len, ir->hash, &err))
+  if (store_hasher_hash(x->hasher, bt->bundles.data + mark, ir->bundle_len,
+                        ir->hash, &err))
     return HVG_EXIT_SOFTWARE;
   /* compressing here, not in the writer, splits the work between the two
    * threads (docs/decisions.md, decision 13) */
@@ -401,9 +409,12 @@ static int ingest__accept(void *ctx, const hv_result *res) {
                          ? r->v[HV_F_CAREGIVER_ID]
                          : r->v[HV_F_RECORD_ID];
   ir->keys_off = bt->keys.len;
-  char lane_key[STORE_KEY_MAX];
-  snprintf(lane_key, sizeof lane_key, "%s|%s", fam && *fam ? "family" : "person",
-           lane);
+  char lane_key[STORE_KEY_MAX]; /* "family|ID" or "person|ID", cut to fit */
+  const char *kind = fam && *fam ? "family|" : "person|";
+  size_t ll = strnlen(lane, sizeof lane_key - 8);
+  memcpy(lane_key, kind, 7);
+  memcpy(lane_key + 7, lane, ll);
+  lane_key[7 + ll] = '\0';
   int brc = ingest__put(&bt->keys, hv_rectype_name(r->type)) ||
             ingest__put(&bt->keys, r->v[HV_F_RECORD_ID]) ||
             ingest__put(&bt->keys, lane_key);
@@ -434,8 +445,8 @@ static int ingest__accept(void *ctx, const hv_result *res) {
   if (brc)
     return HVG_EXIT_SOFTWARE;
   bt->n++;
-  if (bt->n == INGEST_BATCH || bt->n_cons == INGEST_BATCH ||
-      bt->bundles.len >= INGEST_BATCH_BYTES)
+  if (bt->n == (x->flushed ? INGEST_BATCH : INGEST_FIRST_BATCH) ||
+      bt->n_cons == INGEST_BATCH || bt->bundles.len >= INGEST_BATCH_BYTES)
     return ingest__flush(x, 0);
   return 0;
 }
@@ -473,7 +484,9 @@ int hvg_ingest_new(hvg_ingest **out, const hvg_config *cfg,
   }
   pthread_mutex_init(&x->mu, NULL);
   pthread_cond_init(&x->cv, NULL);
-  int rc = hvg_config_open_store_opts(cfg, &x->st, 1, 0, err);
+  int rc = store_hasher_new(&x->hasher, err);
+  if (!rc)
+    rc = hvg_config_open_store_opts(cfg, &x->st, 1, 0, err);
   if (!rc)
     rc = hvg_config_open_store(cfg, &x->wst, err);
   if (!rc)
@@ -552,6 +565,7 @@ void hvg_ingest_free(hvg_ingest *x) {
   hvg_fsrv_free(x->fs);
   store_close(x->st);
   store_close(x->wst);
+  store_hasher_free(x->hasher);
   hvg_arena_free(&x->scratch);
   for (int i = 0; i < 2; i++) {
     hvg_buf_free(&x->bat[i].bundles);

@@ -93,6 +93,16 @@ int64_t store_now_ms(void);
 int store_hash(const void *data, size_t len, unsigned char out[STORE_HASH_LEN],
                hvg_err *err);
 
+/* The same hash with the digest fetched once: in OpenSSL 3 looking the
+ * digest up is a fifth of hashing a 3.7 KB Bundle. One hasher per thread.
+ * store_hasher_new: HVG_ENOMEM (*out NULL). store_hasher_free: NULL-safe.
+ * store_hasher_hash: as store_hash. */
+typedef struct store_hasher store_hasher;
+int store_hasher_new(store_hasher **out, hvg_err *err);
+void store_hasher_free(store_hasher *h);
+int store_hasher_hash(store_hasher *h, const void *data, size_t len,
+                      unsigned char out[STORE_HASH_LEN], hvg_err *err);
+
 /* ---- Transactions spanning several calls ------------------------------ */
 
 /* Group writes into one transaction: after store_tx_begin every write

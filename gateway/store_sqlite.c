@@ -937,6 +937,48 @@ int store_hash(const void *data, size_t len, unsigned char out[STORE_HASH_LEN],
   return 0;
 }
 
+struct store_hasher {
+  EVP_MD *md;
+  EVP_MD_CTX *ctx;
+};
+
+int store_hasher_new(store_hasher **out, hvg_err *err) {
+  if (!out)
+    return hvg_err_set(err, HVG_EINVAL, "store.hash", "NULL argument");
+  store_hasher *h = calloc(1, sizeof *h);
+  if (h) {
+    h->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    h->ctx = EVP_MD_CTX_new();
+  }
+  if (!h || !h->md || !h->ctx) {
+    store_hasher_free(h);
+    *out = NULL;
+    return hvg_err_set(err, HVG_ENOMEM, "store.hash", "no SHA-256");
+  }
+  *out = h;
+  return 0;
+}
+
+void store_hasher_free(store_hasher *h) {
+  if (!h)
+    return;
+  EVP_MD_CTX_free(h->ctx);
+  EVP_MD_free(h->md);
+  free(h);
+}
+
+int store_hasher_hash(store_hasher *h, const void *data, size_t len,
+                      unsigned char out[STORE_HASH_LEN], hvg_err *err) {
+  if (!h || (!data && len) || !out)
+    return hvg_err_set(err, HVG_EINVAL, "store.hash", "NULL argument");
+  unsigned int n = 0;
+  if (EVP_DigestInit_ex(h->ctx, h->md, NULL) != 1 ||
+      EVP_DigestUpdate(h->ctx, data ? data : "", len) != 1 ||
+      EVP_DigestFinal_ex(h->ctx, out, &n) != 1 || n != STORE_HASH_LEN)
+    return hvg_err_set(err, HVG_ENOMEM, "store.hash", "SHA-256 failed");
+  return 0;
+}
+
 /* Run a query whose first column of each row is a count that must be 0. */
 static int check_zero(store *st, const char *sql, const char *what,
                       hvg_err *err) {
@@ -1106,20 +1148,32 @@ static int lane_fix(store *st, const char *partner, const char *pk,
 
 /* ---- intake ------------------------------------------------------------- */
 
+/* st__need for batch[i].<name>, or batch[i].targets[t].<name> when t >= 0;
+ * the field's name is written only when the value is wrong (this runs for
+ * every record of every batch). */
+static int need_field(const char *v, size_t i, long t, const char *name,
+                      size_t max, hvg_err *err) {
+  if (v && *v && strnlen(v, max + 1) <= max)
+    return 0;
+  char f[64];
+  if (t < 0)
+    snprintf(f, sizeof f, "batch[%zu].%s", i, name);
+  else
+    snprintf(f, sizeof f, "batch[%zu].targets[%ld].%s", i, t, name);
+  return st__need(v, f, max, err);
+}
+
 static int check_record(const store_record *r, size_t i, hvg_err *err) {
   char f[64];
-#define STORE__NEED(member, max)                                              \
-  do {                                                                        \
-    snprintf(f, sizeof f, "batch[%zu]." #member, i);                          \
-    int rc_ = st__need(r->member, f, max, err);                                   \
-    if (rc_)                                                                  \
-      return rc_;                                                             \
-  } while (0)
-  STORE__NEED(program, STORE_KEY_MAX);
-  STORE__NEED(record_type, STORE_KEY_MAX);
-  STORE__NEED(record_id, STORE_KEY_MAX);
-  STORE__NEED(patient_key, STORE_KEY_MAX);
-#undef STORE__NEED
+  int rc = need_field(r->program, i, -1, "program", STORE_KEY_MAX, err);
+  if (!rc)
+    rc = need_field(r->record_type, i, -1, "record_type", STORE_KEY_MAX, err);
+  if (!rc)
+    rc = need_field(r->record_id, i, -1, "record_id", STORE_KEY_MAX, err);
+  if (!rc)
+    rc = need_field(r->patient_key, i, -1, "patient_key", STORE_KEY_MAX, err);
+  if (rc)
+    return rc;
   if (r->packed && r->packed_len == 0) {
     snprintf(f, sizeof f, "batch[%zu].packed_len", i);
     return hvg_err_set(err, HVG_EINVAL, f, "0 with packed set");
@@ -1133,13 +1187,15 @@ static int check_record(const store_record *r, size_t i, hvg_err *err) {
     return hvg_err_set(err, HVG_EINVAL, f, "NULL with n_targets > 0");
   }
   for (size_t t = 0; t < r->n_targets; t++) {
-    snprintf(f, sizeof f, "batch[%zu].targets[%zu].partner", i, t);
-    int rc = st__need(r->targets[t].partner, f, STORE_PARTNER_MAX, err);
+    rc = need_field(r->targets[t].partner, i, (long)t, "partner",
+                    STORE_PARTNER_MAX, err);
     if (rc)
       return rc;
     for (size_t u = 0; u < t; u++)
-      if (strcmp(r->targets[u].partner, r->targets[t].partner) == 0)
+      if (strcmp(r->targets[u].partner, r->targets[t].partner) == 0) {
+        snprintf(f, sizeof f, "batch[%zu].targets[%zu].partner", i, t);
         return hvg_err_set(err, HVG_EINVAL, f, "partner listed twice");
+      }
   }
   return 0;
 }

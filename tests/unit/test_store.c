@@ -1030,8 +1030,33 @@ static void test_crash_safety(void **state) {
   assert_true(killed_mid > 0);
 }
 
+/* The content hash is SHA-256, the same through a reused hasher. */
+static void test_hash(void **state) {
+  (void)state;
+  unsigned char a[STORE_HASH_LEN], b[STORE_HASH_LEN];
+  /* SHA-256("abc"), FIPS 180-2 appendix B.1 */
+  static const unsigned char abc[STORE_HASH_LEN] = {
+      0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+      0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+      0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+  assert_int_equal(store_hash("abc", 3, a, NULL), 0);
+  assert_memory_equal(a, abc, STORE_HASH_LEN);
+  store_hasher *h = NULL;
+  assert_int_equal(store_hasher_new(&h, NULL), 0);
+  for (int k = 0; k < 3; k++) { /* reuse gives the same, each time */
+    assert_int_equal(store_hasher_hash(h, "abc", 3, b, NULL), 0);
+    assert_memory_equal(b, abc, STORE_HASH_LEN);
+    assert_int_equal(store_hasher_hash(h, "abd", 3, b, NULL), 0);
+    assert_memory_not_equal(b, abc, STORE_HASH_LEN);
+  }
+  assert_int_equal(store_hasher_hash(h, NULL, 1, b, NULL), HVG_EINVAL);
+  store_hasher_free(h);
+  store_hasher_free(NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_hash),
       cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_semantics, setup, teardown),
       cmocka_unit_test_setup_teardown(test_batch_10000, setup, teardown),
