@@ -70,6 +70,7 @@ struct hvg_ingest {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   ingest_batch *pending; /* handed to the writer, until written */
+  atomic_int writing;    /* the writer has a batch (pending, read lock-free) */
   int quit;
   hvg_ingest_counts cnt; /* fresh/changed/unchanged/queued: the writer's */
   hvg_err werr;             /* the writer's failure */
@@ -212,6 +213,7 @@ static void *ingest__writer(void *arg) {
     if (!x->pending)
       break;
     ingest_batch *bt = x->pending;
+    atomic_store(&x->writing, 1);
     pthread_mutex_unlock(&x->mu);
     if (!atomic_load(&x->failed) && ingest__write(x, bt))
       atomic_store(&x->failed, 1);
@@ -222,6 +224,7 @@ static void *ingest__writer(void *arg) {
     hvg_buf_reset(&bt->cons_keys);
     pthread_mutex_lock(&x->mu);
     x->pending = NULL;
+    atomic_store(&x->writing, 0);
     pthread_cond_broadcast(&x->cv);
   }
   pthread_mutex_unlock(&x->mu);
@@ -339,12 +342,14 @@ static int ingest__accept(void *ctx, const hv_result *res) {
   if (store_hasher_hash(x->hasher, bt->bundles.data + mark, ir->bundle_len,
                         ir->hash, &err))
     return HVG_EXIT_SOFTWARE;
-  /* compressing here, not in the writer, splits the work between the two
-   * threads (docs/decisions.md, decision 13) */
+  /* Compress here while the writer is busy with the previous batch; once
+   * it waits for this one, leave the rest to it (store_put_records
+   * compresses what comes plain): whichever thread would idle takes the
+   * work (docs/decisions.md, decision 13). */
   const void *z = NULL;
   size_t zlen = 0;
   int pk = bt->n ? 0 : store_pack_refresh(x->st, &err);
-  if (!pk)
+  if (!pk && atomic_load_explicit(&x->writing, memory_order_relaxed))
     pk = store_pack(x->st, bt->bundles.data + mark, ir->bundle_len, &z, &zlen,
                     &err);
   if (pk == 1) {

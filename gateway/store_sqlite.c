@@ -1361,7 +1361,8 @@ int store_pack(store *st, const char *bundle, size_t len, const void **out,
                size_t *out_len, hvg_err *err) {
   if (!st || !bundle || !out || !out_len)
     return hvg_err_set(err, HVG_EINVAL, "store.pack", "NULL argument");
-  if (st->zip_stale || !st->zip || !store_zip_dict_id(st->zip))
+  if (st->zip_stale || !st->zip || !store_zip_dict_id(st->zip) ||
+      !store_zip_worthwhile(st->zip))
     return 0;
   const void *z = NULL;
   size_t zlen = 0;
@@ -1398,7 +1399,7 @@ static int zip__bind_bundle(store *st, sqlite3_stmt *s, int i,
     }
     return st__bind_blob(st, s, i, r->packed, r->packed_len, err);
   }
-  if (st->zip && store_zip_dict_id(st->zip)) {
+  if (st->zip && store_zip_dict_id(st->zip) && store_zip_worthwhile(st->zip)) {
     const void *z = NULL;
     size_t zlen = 0;
     int rc =

@@ -24,6 +24,7 @@ struct store_zip {
   size_t n_dicts;
   void *buf; /* compress output */
   size_t buf_cap;
+  uint64_t bytes_in, bytes_out; /* what compress was given and made */
 };
 
 /* zstd allocates through these, so the allocation torture reaches it */
@@ -227,9 +228,16 @@ int store_zip_compress(store_zip *z, const char *src, size_t len,
                            ? HVG_ENOMEM
                            : HVG_EIO,
                        "store.zip", "zstd: %s", ZSTD_getErrorName(r));
+  z->bytes_in += len;
+  z->bytes_out += r < len ? r : len; /* what the caller will store */
   *out = z->buf;
   *out_len = r;
   return 0;
+}
+
+int store_zip_worthwhile(const store_zip *z) {
+  return !z || z->bytes_in < STORE_ZIP_JUDGE_BYTES ||
+         z->bytes_out * 2 <= z->bytes_in;
 }
 
 int store_zip_frame_info(const void *src, size_t len, size_t max,

@@ -222,6 +222,45 @@ static void test_zip_train_limits(void **state) {
   free(d2);
 }
 
+static void test_zip_worthwhile(void **state) {
+  (void)state;
+  make_bundles(12);
+  size_t dl = 0;
+  uint32_t id = 0;
+  void *dict = train_ok(200, &dl, &id);
+  store_zip *z = store_zip_new(), *y = store_zip_new();
+  assert_non_null(z);
+  assert_non_null(y);
+  OK(store_zip_load(z, dict, dl, 1, &E));
+  OK(store_zip_load(y, dict, dl, 1, &E));
+  /* Bundles like the mapper's stay worth it... */
+  const void *out = NULL;
+  size_t olen = 0, fed = 0;
+  for (int k = 0; fed <= STORE_ZIP_JUDGE_BYTES; k++) {
+    int i = k % N_BUNDLES;
+    OK(store_zip_compress(z, bundles[i], bundle_lens[i], &out, &olen, &E));
+    fed += bundle_lens[i];
+  }
+  assert_int_equal(store_zip_worthwhile(z), 1);
+  /* ...text that does not repeat is not, once enough was seen */
+  static char noise[3500];
+  unsigned long x = 88172645463325252ul;
+  for (fed = 0; fed <= STORE_ZIP_JUDGE_BYTES; fed += sizeof noise) {
+    assert_int_equal(store_zip_worthwhile(y), 1);
+    for (size_t i = 0; i < sizeof noise; i++) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      noise[i] = "abcdefghijklmnopqrstuvwxyz0123456789 "[x % 37];
+    }
+    OK(store_zip_compress(y, noise, sizeof noise, &out, &olen, &E));
+  }
+  assert_int_equal(store_zip_worthwhile(y), 0);
+  store_zip_free(y);
+  store_zip_free(z);
+  free(dict);
+}
+
 static void test_zip_many_dicts(void **state) {
   (void)state;
   /* more dictionaries than a handle keeps: the oldest is dropped */
@@ -599,6 +638,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_zip_roundtrip),
       cmocka_unit_test(test_zip_train_limits),
+      cmocka_unit_test(test_zip_worthwhile),
       cmocka_unit_test(test_zip_many_dicts),
       cmocka_unit_test(test_zip_torture),
       cmocka_unit_test_setup_teardown(test_store_compresses, setup, teardown),
