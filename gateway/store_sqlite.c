@@ -200,6 +200,9 @@ static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2,
   X(ZD_GET, "SELECT dict FROM zstd_dicts WHERE id = ?1")                      \
   X(ZD_INS, "INSERT OR IGNORE INTO zstd_dicts(id, dict, created_at)"          \
             " VALUES (?1, ?2, ?3)")                                           \
+  X(MAX_IDS, "SELECT (SELECT coalesce(max(id), 0) FROM records),"           \
+             " (SELECT coalesce(max(id), 0) FROM record_versions),"           \
+             " (SELECT coalesce(max(id), 0) FROM outbox)")                    \
   X(VER_GET, "SELECT id FROM record_versions WHERE record = ?1"               \
              " AND version = ?2")                                             \
   X(OB_HAS_PARTNER, "SELECT 1 FROM outbox WHERE record = ?1"                  \
@@ -906,7 +909,7 @@ void store_close(store *st) {
     sqlite3_finalize(st->q[i]);
   for (int i = 0; i < ST__QL_MAX; i++) /* store_sqlite_loop.c's */
     sqlite3_finalize(st->ql[i]);
-  for (int k = 0; k < 2; k++)
+  for (int k = 0; k < ST__ROW_KINDS; k++)
     for (int i = 0; i < ST__ROWS; i++)
       sqlite3_finalize(st->qrows[k][i]);
   sqlite3_close_v2(st->db);
@@ -1381,7 +1384,8 @@ int store_pack(store *st, const char *bundle, size_t len, const void **out,
  * and that makes it smaller, else as text. The bound bytes live in st->zip
  * (or the record) until the statement has run. */
 static int zip__bind_bundle(store *st, sqlite3_stmt *s, int i,
-                            const store_record *r, hvg_err *err) {
+                            const store_record *r, int transient,
+                            hvg_err *err) {
   if (r->packed) {
     uint32_t id = 0;
     size_t size = 0;
@@ -1408,8 +1412,13 @@ static int zip__bind_bundle(store *st, sqlite3_stmt *s, int i,
       st__done(s);
       return rc;
     }
-    if (zlen < r->bundle_len)
-      return st__bind_blob(st, s, i, z, zlen, err);
+    if (zlen < r->bundle_len) /* z is reused by the next compress */
+      return transient ? st__bind_rc(st, s,
+                                     sqlite3_bind_blob64(s, i, z,
+                                                         (sqlite3_uint64)zlen,
+                                                         SQLITE_TRANSIENT),
+                                     err)
+                       : st__bind_blob(st, s, i, z, zlen, err);
   }
   return st__bind_textn(st, s, i, r->bundle, r->bundle_len, err);
 }
@@ -1480,7 +1489,7 @@ static int insert_version(store *st, int64_t rec, int64_t version,
   if (!rc)
     rc = st__bind_text(st, s, 4, r->sensitivity, err);
   if (!rc)
-    rc = zip__bind_bundle(st, s, 5, r, err);
+    rc = zip__bind_bundle(st, s, 5, r, 0, err);
   if (!rc)
     rc = st__bind_i64(st, s, 6, now, err);
   if (!rc)
@@ -1652,8 +1661,15 @@ static int put_unchanged(store *st, const store_record *r, int64_t rec,
   return 0;
 }
 
+/* How put_one treats a record: write it whatever it is (PUT_NOW); or,
+ * when it is new, leave it to a fresh run (returns PUT__DEFER, nothing
+ * written), otherwise write it (PUT_DEFER) or write nothing and return
+ * PUT__BAIL, so that the run before it is written first (PUT_DEFER_BAIL). */
+enum { PUT_NOW, PUT_DEFER, PUT_DEFER_BAIL };
+enum { PUT__DEFER = 1, PUT__BAIL = 2 };
+
 static int put_one(store *st, const store_record *r, int64_t now,
-                   store_put_result *res, hvg_err *err) {
+                   store_put_result *res, int mode, hvg_err *err) {
   memset(res, 0, sizeof *res);
   sqlite3_stmt *s;
   int rc = st__stmt(st, Q_REC_GET, &s, err);
@@ -1668,6 +1684,10 @@ static int put_one(store *st, const store_record *r, int64_t now,
   rc = st__step(st, s, "store.put", err);
   if (rc < 0)
     return rc;
+  if (rc == SQLITE_ROW && mode == PUT_DEFER_BAIL) {
+    st__done(s);
+    return PUT__BAIL;
+  }
   if (rc == SQLITE_ROW) {
     int64_t rec = st__col_i64(s, 0);
     int64_t version = st__col_i64(s, 1);
@@ -1693,6 +1713,8 @@ static int put_one(store *st, const store_record *r, int64_t now,
   }
   st__done(s);
   /* NEW */
+  if (mode != PUT_NOW)
+    return PUT__DEFER;
   rc = st__stmt(st, Q_REC_INS, &s, err);
   if (!rc)
     rc = st__bind_text(st, s, 1, r->program, err);
@@ -1724,6 +1746,141 @@ static int put_one(store *st, const store_record *r, int64_t now,
   return rc;
 }
 
+/* New records of a batch written together, three multi-row statements
+ * instead of three statements each (a first intake is all new records).
+ * At most ST__ROWS records and ST__ROWS outbox rows; every record with its
+ * own source key (one seen again is written after the run). */
+typedef struct fresh_run {
+  const store_record *r[ST__ROWS];
+  store_put_result *res[ST__ROWS]; /* NULL: not wanted */
+  size_t n, n_items;
+} fresh_run;
+
+static int rows_stmt(store *st, int kind, size_t k, sqlite3_stmt **out,
+                     hvg_err *err);
+
+static int fresh_has_key(const fresh_run *f, const store_record *r) {
+  for (size_t i = 0; i < f->n; i++)
+    if (!strcmp(f->r[i]->record_id, r->record_id) &&
+        !strcmp(f->r[i]->record_type, r->record_type) &&
+        !strcmp(f->r[i]->program, r->program))
+      return 1;
+  return 0;
+}
+
+/* Write the run as put_one would have written its records one by one:
+ * ids follow the tables' largest (this transaction holds the write lock),
+ * and an item is its lane's head when nothing else is in the lane, in the
+ * store or earlier in the run. Empties the run. */
+static int fresh_flush(store *st, fresh_run *f, int64_t now, hvg_err *err) {
+  size_t n = f->n, n_items = f->n_items;
+  f->n = f->n_items = 0;
+  if (!n)
+    return 0;
+  sqlite3_stmt *s;
+  int rc = st__stmt(st, Q_MAX_IDS, &s, err);
+  if (!rc)
+    rc = st__step(st, s, "store.put", err);
+  if (rc < 0)
+    return rc;
+  if (rc != SQLITE_ROW) {
+    st__done(s);
+    return hvg_err_set(err, HVG_EIO, "store.put", "database: no ids");
+  }
+  int64_t rid = st__col_i64(s, 0), vid = st__col_i64(s, 1),
+          oid = st__col_i64(s, 2);
+  st__done(s);
+  int head[ST__ROWS];
+  size_t k = 0;
+  for (size_t j = 0; j < n; j++)
+    for (size_t t = 0; t < f->r[j]->n_targets; t++, k++) {
+      const char *partner = f->r[j]->targets[t].partner,
+                 *pk = f->r[j]->patient_key;
+      int seen = 0;
+      for (size_t jj = 0; jj < j && !seen; jj++)
+        for (size_t tt = 0; tt < f->r[jj]->n_targets && !seen; tt++)
+          seen = !strcmp(f->r[jj]->patient_key, pk) &&
+                 !strcmp(f->r[jj]->targets[tt].partner, partner);
+      int busy = seen ? 1 : lane_busy(st, partner, pk, err);
+      if (busy < 0)
+        return busy;
+      head[k] = !busy;
+    }
+  rc = rows_stmt(st, 2, n, &s, err);
+  for (size_t j = 0; !rc && j < n; j++) {
+    const store_record *r = f->r[j];
+    int b = (int)j * 8;
+    rc = st__bind_i64(st, s, b + 1, rid + 1 + (int64_t)j, err);
+    if (!rc)
+      rc = st__bind_text(st, s, b + 2, r->program, err);
+    if (!rc)
+      rc = st__bind_text(st, s, b + 3, r->record_type, err);
+    if (!rc)
+      rc = st__bind_text(st, s, b + 4, r->record_id, err);
+    if (!rc)
+      rc = st__bind_blob(st, s, b + 5, r->hash, STORE_HASH_LEN, err);
+    if (!rc)
+      rc = st__bind_text(st, s, b + 6, r->patient_key, err);
+    if (!rc)
+      rc = st__bind_i64(st, s, b + 7, now, err);
+    if (!rc)
+      rc = st__bind_i64(st, s, b + 8, now, err);
+  }
+  if (!rc)
+    rc = st__exec_done(st, s, "store.put", err);
+  if (!rc)
+    rc = rows_stmt(st, 3, n, &s, err);
+  for (size_t j = 0; !rc && j < n; j++) {
+    const store_record *r = f->r[j];
+    int b = (int)j * 6;
+    rc = st__bind_i64(st, s, b + 1, vid + 1 + (int64_t)j, err);
+    if (!rc)
+      rc = st__bind_i64(st, s, b + 2, rid + 1 + (int64_t)j, err);
+    if (!rc)
+      rc = st__bind_blob(st, s, b + 3, r->hash, STORE_HASH_LEN, err);
+    if (!rc)
+      rc = st__bind_text(st, s, b + 4, r->sensitivity, err);
+    if (!rc)
+      rc = zip__bind_bundle(st, s, b + 5, r, 1, err);
+    if (!rc)
+      rc = st__bind_i64(st, s, b + 6, now, err);
+  }
+  if (!rc)
+    rc = st__exec_done(st, s, "store.put", err);
+  if (!rc && n_items)
+    rc = rows_stmt(st, 4, n_items, &s, err);
+  k = 0;
+  for (size_t j = 0; !rc && n_items && j < n; j++)
+    for (size_t t = 0; !rc && t < f->r[j]->n_targets; t++, k++) {
+      const store_record *r = f->r[j];
+      int b = (int)k * 10;
+      rc = st__bind_i64(st, s, b + 1, oid + 1 + (int64_t)k, err);
+      if (!rc)
+        rc = st__bind_i64(st, s, b + 2, vid + 1 + (int64_t)j, err);
+      if (!rc)
+        rc = st__bind_i64(st, s, b + 3, rid + 1 + (int64_t)j, err);
+      if (!rc)
+        rc = st__bind_text(st, s, b + 4, r->targets[t].partner, err);
+      if (!rc)
+        rc = st__bind_text(st, s, b + 5, r->patient_key, err);
+      if (!rc)
+        rc = st__bind_text(st, s, b + 6, r->targets[t].consent_id, err);
+      if (!rc)
+        rc = st__bind_i64(st, s, b + 7, head[k], err);
+      for (int c = 8; !rc && c <= 10; c++)
+        rc = st__bind_i64(st, s, b + c, now, err);
+    }
+  if (!rc && n_items)
+    rc = st__exec_done(st, s, "store.put", err);
+  for (size_t j = 0; !rc && j < n; j++)
+    if (f->res[j]) {
+      f->res[j]->status = STORE_PUT_NEW;
+      f->res[j]->version = 1;
+      f->res[j]->queued = f->r[j]->n_targets;
+    }
+  return rc;
+}
+
 int store_put_records(store *st, const store_record *batch, size_t n,
                       int64_t now_ms, store_put_result *results,
                       hvg_err *err) {
@@ -1740,10 +1897,36 @@ int store_put_records(store *st, const store_record *batch, size_t n,
   if (rc)
     return rc;
   rc = zip__prepare(st, batch, n, now_ms, err);
+  fresh_run f;
+  f.n = f.n_items = 0;
   for (size_t i = 0; !rc && i < n; i++) {
-    store_put_result tmp;
-    rc = put_one(st, &batch[i], now_ms, results ? &results[i] : &tmp, err);
+    const store_record *r = &batch[i];
+    store_put_result tmp, *res = results ? &results[i] : &tmp;
+    int can = r->n_targets <= ST__ROWS;
+    if (f.n && (!can || f.n == ST__ROWS ||
+                f.n_items + r->n_targets > ST__ROWS || fresh_has_key(&f, r)))
+      rc = fresh_flush(st, &f, now_ms, err);
+    if (!rc)
+      rc = put_one(st, r, now_ms, res,
+                   !can  ? PUT_NOW
+                   : f.n ? PUT_DEFER_BAIL
+                         : PUT_DEFER,
+                   err);
+    if (rc == PUT__BAIL) {
+      rc = fresh_flush(st, &f, now_ms, err);
+      if (!rc)
+        rc = put_one(st, r, now_ms, res, PUT_DEFER, err);
+    }
+    if (rc == PUT__DEFER) {
+      f.r[f.n] = r;
+      f.res[f.n] = results ? res : NULL;
+      f.n++;
+      f.n_items += r->n_targets;
+      rc = 0;
+    }
   }
+  if (!rc)
+    rc = fresh_flush(st, &f, now_ms, err);
   if (rc) /* a dictionary trained here is rolled back with the batch */
     st->zip_stale = 1;
   return st__tx_end(st, rc, err);
@@ -2024,7 +2207,7 @@ typedef struct st__round {
   int64_t delivered;
 } st__round;
 
-static const char *const ROWS_SQL[2][3] = {
+static const char *const ROWS_SQL[ST__ROW_KINDS][3] = {
     {"INSERT INTO server_ids(partner, resource_type, identifier, server_id,"
      " version_id, record, updated_at) VALUES ",
      "(?,?,?,?,?,?,?)",
@@ -2034,10 +2217,20 @@ static const char *const ROWS_SQL[2][3] = {
      " updated_at = excluded.updated_at"},
     {"INSERT INTO audit(at, actor, action, partner, program, record_type,"
      " record_id, resources, consent_id, detail) VALUES ",
-     "(?,?,?,?,?,?,?,?,?,?)", ""}};
+     "(?,?,?,?,?,?,?,?,?,?)", ""},
+    /* new records (put_fresh): as Q_REC_INS, Q_VER_INS, Q_OB_INS */
+    {"INSERT INTO records(id, program, record_type, record_id, version,"
+     " hash, patient_key, created_at, updated_at) VALUES ",
+     "(?,?,?,?,1,?,?,?,?)", ""},
+    {"INSERT INTO record_versions(id, record, version, hash, sensitivity,"
+     " bundle, created_at) VALUES ",
+     "(?,?,1,?,?,?,?)", ""},
+    {"INSERT INTO outbox(id, version_id, record, partner, patient_key,"
+     " consent_id, state, head, due_at, created_at, updated_at) VALUES ",
+     "(?,?,?,?,?,?,0,?,?,?,?)", ""}};
 
-/* The cached statement writing k rows (1..ST__ROWS) of kind 0 (server
- * ids) or 1 (audit). */
+/* The cached statement writing k rows (1..ST__ROWS) of a kind of
+ * ROWS_SQL. */
 static int rows_stmt(store *st, int kind, size_t k, sqlite3_stmt **out,
                      hvg_err *err) {
   char sql[1024];

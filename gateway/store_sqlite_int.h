@@ -15,7 +15,8 @@
 
 #define ST__Q_MAX 128 /* statements of store_sqlite.c */
 #define ST__QL_MAX 64 /* statements of store_sqlite_loop.c */
-#define ST__ROWS 16   /* rows of one multi-row write (store_finish) */
+#define ST__ROWS 16   /* rows of one multi-row write */
+#define ST__ROW_KINDS 5 /* server ids, audit, records, versions, outbox */
 
 struct st__ckpt;
 struct store_zip;
@@ -24,7 +25,7 @@ struct store {
   sqlite3 *db;
   sqlite3_stmt *q[ST__Q_MAX];
   sqlite3_stmt *ql[ST__QL_MAX];
-  sqlite3_stmt *qrows[2][ST__ROWS]; /* server ids, audit: 1..ST__ROWS rows */
+  sqlite3_stmt *qrows[ST__ROW_KINDS][ST__ROWS]; /* 1..ST__ROWS rows each */
   int busy_timeout_ms;
   int iterators;       /* open audit iterators */
   int tx_user;         /* depth of store_tx_begin .. store_tx_end */
