@@ -12,6 +12,7 @@
 /* cmocka needs the headers above first */
 #include <cmocka.h>
 
+#include "alloc_fail.h"
 #include "fhir_json.h"
 #include "fhir_json_int.h"
 #include "fhir_patch.h"
@@ -19,27 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* --- allocation failure injection (linked with --wrap) ---------------- */
-static long fail_at = -1, alloc_count;
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t a, size_t b);
-void *__real_realloc(void *p, size_t n);
-static int should_fail(void) {
-  return fail_at >= 0 && alloc_count++ == fail_at;
-}
-void *__wrap_malloc(size_t n);
-void *__wrap_malloc(size_t n) {
-  return should_fail() ? NULL : __real_malloc(n);
-}
-void *__wrap_calloc(size_t a, size_t b);
-void *__wrap_calloc(size_t a, size_t b) {
-  return should_fail() ? NULL : __real_calloc(a, b);
-}
-void *__wrap_realloc(void *p, size_t n);
-void *__wrap_realloc(void *p, size_t n) {
-  return should_fail() ? NULL : __real_realloc(p, n);
-}
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "alloc_fail.h"
 #include "hv_mapper.h"
 #include "hv_tofhir.h"
 #include "hvg_jsonpos.h"
@@ -309,23 +310,6 @@ done:
   hvg_buf_free(&out);
   hvg_arena_free(&scratch);
   return n;
-}
-
-/* --- allocation failure injection (linked with --wrap) ---------------- */
-static long fail_at = -1, alloc_count;
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t a, size_t b);
-void *__real_realloc(void *p, size_t n);
-static int should_fail(void) { return fail_at >= 0 && alloc_count++ == fail_at; }
-void *__wrap_malloc(size_t n);
-void *__wrap_malloc(size_t n) { return should_fail() ? NULL : __real_malloc(n); }
-void *__wrap_calloc(size_t a, size_t b);
-void *__wrap_calloc(size_t a, size_t b) {
-  return should_fail() ? NULL : __real_calloc(a, b);
-}
-void *__wrap_realloc(void *p, size_t n);
-void *__wrap_realloc(void *p, size_t n) {
-  return should_fail() ? NULL : __real_realloc(p, n);
 }
 
 static void test_map_sample_and_torture(void **state) {

@@ -17,30 +17,10 @@
 
 #include <sqlite3.h>
 
+#include "alloc_fail.h"
 #include "store_fixture.h"
 
 #include <string.h>
-
-/* --- allocation failure injection (linked with --wrap) ---------------- */
-static long fail_at = -1, alloc_count;
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t a, size_t b);
-void *__real_realloc(void *p, size_t n);
-static int should_fail(void) {
-  return fail_at >= 0 && alloc_count++ == fail_at;
-}
-void *__wrap_malloc(size_t n);
-void *__wrap_malloc(size_t n) {
-  return should_fail() ? NULL : __real_malloc(n);
-}
-void *__wrap_calloc(size_t a, size_t b);
-void *__wrap_calloc(size_t a, size_t b) {
-  return should_fail() ? NULL : __real_calloc(a, b);
-}
-void *__wrap_realloc(void *p, size_t n);
-void *__wrap_realloc(void *p, size_t n) {
-  return should_fail() ? NULL : __real_realloc(p, n);
-}
 
 static hvg_err E;
 #define OK(x)                                                                  \
@@ -290,28 +270,35 @@ static void test_zip_many_dicts(void **state) {
 
 /* Records 0..n-1 of the current bundles (record ids offset by base), for
  * partner p1, with their hash; packed[i] when given. */
+/* Records r<base>..r<base+n-1> of bundles 0..n-1 for partner p1, each its
+ * own lane, with their hashes; ids[i] holds record i's id. */
+static void fill_records(store_record *r, char (*ids)[16], int base, size_t n) {
+  static const store_target t = {"p1", NULL};
+  memset(r, 0, n * sizeof *r);
+  for (size_t i = 0; i < n; i++) {
+    snprintf(ids[i], sizeof ids[i], "r%d", base + (int)i);
+    r[i].program = "prog";
+    r[i].record_type = "screening";
+    r[i].record_id = r[i].patient_key = ids[i];
+    r[i].bundle = bundles[i];
+    r[i].bundle_len = bundle_lens[i];
+    r[i].targets = &t;
+    r[i].n_targets = 1;
+    OK(store_hash(bundles[i], bundle_lens[i], r[i].hash, &E));
+  }
+}
+
+/* Put fill_records' batch, packed[i] when given. */
 static void put_batch(store *st, int base, size_t n, const void *const *packed,
                       const size_t *packed_len) {
   store_record *r = calloc(n, sizeof *r);
   char(*ids)[16] = calloc(n, sizeof *ids);
   assert_non_null(r);
   assert_non_null(ids);
-  static const store_target t = {"p1", NULL};
-  for (size_t i = 0; i < n; i++) {
-    snprintf(ids[i], sizeof ids[i], "r%d", base + (int)i);
-    r[i].program = "prog";
-    r[i].record_type = "screening";
-    r[i].record_id = ids[i];
-    r[i].patient_key = ids[i];
-    r[i].bundle = bundles[i];
-    r[i].bundle_len = bundle_lens[i];
-    if (packed) {
-      r[i].packed = packed[i];
-      r[i].packed_len = packed_len[i];
-    }
-    r[i].targets = &t;
-    r[i].n_targets = 1;
-    OK(store_hash(bundles[i], bundle_lens[i], r[i].hash, &E));
+  fill_records(r, ids, base, n);
+  for (size_t i = 0; packed && i < n; i++) {
+    r[i].packed = packed[i];
+    r[i].packed_len = packed_len[i];
   }
   OK(store_put_records(st, r, n, T0, NULL, &E));
   free(r);
@@ -566,19 +553,7 @@ static int store_torture_run(const char *path, long fail) {
   store *st = open_ok(path);
   store_record r[STORE_ZIP_MIN_SAMPLES];
   char ids[STORE_ZIP_MIN_SAMPLES][16];
-  static const store_target t = {"p1", NULL};
-  memset(r, 0, sizeof r);
-  for (int i = 0; i < STORE_ZIP_MIN_SAMPLES; i++) {
-    snprintf(ids[i], sizeof ids[i], "r%d", i);
-    r[i].program = "prog";
-    r[i].record_type = "screening";
-    r[i].record_id = r[i].patient_key = ids[i];
-    r[i].bundle = bundles[i];
-    r[i].bundle_len = bundle_lens[i];
-    r[i].targets = &t;
-    r[i].n_targets = 1;
-    OK(store_hash(bundles[i], bundle_lens[i], r[i].hash, &E));
-  }
+  fill_records(r, ids, 0, STORE_ZIP_MIN_SAMPLES);
   store_item it[STORE_ZIP_MIN_SAMPLES];
   size_t n = 0;
   alloc_count = 0;
