@@ -13,6 +13,7 @@
  * time a head may be claimed: next attempt for pending rows, lease end for
  * in-flight rows (so an expired lease is simply "due" again). `claims`
  * counts claims and is the lease token checked by ack/retry/dead. */
+#include "hvg_buf.h"
 #include "store.h"
 #include "store_sqlite_int.h"
 #include "store_zip.h"
@@ -198,6 +199,9 @@ static const char *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2,
   X(ZD_NEWEST, "SELECT dict FROM zstd_dicts"                                 \
                " ORDER BY created_at DESC, id DESC LIMIT 1")                  \
   X(ZD_GET, "SELECT dict FROM zstd_dicts WHERE id = ?1")                      \
+  X(VER_TEXT_NEWEST, "SELECT bundle FROM record_versions"                     \
+                     " WHERE typeof(bundle) = 'text' ORDER BY id DESC"        \
+                     " LIMIT ?1")                                             \
   X(ZD_INS, "INSERT OR IGNORE INTO zstd_dicts(id, dict, created_at)"          \
             " VALUES (?1, ?2, ?3)")                                           \
   X(MAX_IDS, "SELECT (SELECT coalesce(max(id), 0) FROM records),"           \
@@ -1271,10 +1275,8 @@ static int zip__load_col(store *st, sqlite3_stmt *s, int compress,
   return store_zip_load(st->zip, d, (size_t)len, compress, err);
 }
 
-/* Inside a batch's transaction: have a dictionary to compress with, the
- * newest in the store, or else one trained on this batch when it holds
- * enough Bundles. Without one (a small first batch, or Bundles zstd learns
- * nothing from) the Bundles are stored as text. 0, or an HVG code. */
+/* Load the newest dictionary of the store to compress with, unless one
+ * is loaded. 0, or an HVG code. */
 static int zip__newest(store *st, hvg_err *err) {
   if (!st->zip_stale && st->zip && store_zip_dict_id(st->zip))
     return 0;
@@ -1293,30 +1295,20 @@ static int zip__newest(store *st, hvg_err *err) {
   return rc;
 }
 
-static int zip__prepare(store *st, const store_record *batch, size_t n,
-                        int64_t now, hvg_err *err) {
-  int rc = zip__newest(st, err);
-  if (rc || store_zip_dict_id(st->zip) || n < STORE_ZIP_MIN_SAMPLES ||
-      st->zip_untrainable)
-    return rc;
-  sqlite3_stmt *s;
-  const char **smp = malloc(n * (sizeof *smp + sizeof(size_t)));
-  if (!smp)
-    return hvg_err_set(err, HVG_ENOMEM, "store.zip", NULL);
-  size_t *lens = (size_t *)(smp + n);
-  for (size_t i = 0; i < n; i++) {
-    smp[i] = batch[i].bundle;
-    lens[i] = batch[i].bundle_len;
-  }
+/* Train a dictionary on samples[0..n), keep it in the store and compress
+ * with it. Samples zstd learns nothing from leave the handle without one
+ * (and it does not try again). 0, or an HVG code. */
+static int zip__train(store *st, const char *const *smp, const size_t *lens,
+                      size_t n, int64_t now, hvg_err *err) {
   void *dict = NULL;
   size_t dict_len = 0;
   uint32_t id = 0;
-  rc = store_zip_train(smp, lens, n, &dict, &dict_len, &id, err);
-  free(smp);
+  int rc = store_zip_train(smp, lens, n, &dict, &dict_len, &id, err);
   if (rc == HVG_EINVAL) {
     st->zip_untrainable = 1;
     return 0;
   }
+  sqlite3_stmt *s;
   if (!rc)
     rc = st__stmt(st, Q_ZD_INS, &s, err);
   if (!rc)
@@ -1330,6 +1322,73 @@ static int zip__prepare(store *st, const store_record *batch, size_t n,
   if (!rc)
     rc = store_zip_load(st->zip, dict, dict_len, 1, err);
   free(dict);
+  return rc;
+}
+
+/* Train on the newest Bundles stored as text, when there are enough: a
+ * store fed only small batches (one record per request, say) gets its
+ * dictionary too. 0, or an HVG code. */
+static int zip__train_stored(store *st, int64_t now, hvg_err *err) {
+  sqlite3_stmt *s;
+  int rc = st__stmt(st, Q_VER_TEXT_NEWEST, &s, err);
+  if (!rc)
+    rc = st__bind_i64(st, s, 1, STORE_ZIP_MAX_SAMPLES, err);
+  if (rc)
+    return rc;
+  hvg_buf all;
+  hvg_buf_init(&all, STORE_ZIP_SAMPLE_BYTES);
+  size_t lens[STORE_ZIP_MAX_SAMPLES], n = 0;
+  while ((rc = st__step(st, s, "store.zip", err)) == SQLITE_ROW &&
+         n < STORE_ZIP_MAX_SAMPLES) {
+    const unsigned char *t = sqlite3_column_text(s, 0);
+    size_t len = (size_t)sqlite3_column_bytes(s, 0);
+    if (!t) {
+      rc = hvg_err_set(err, HVG_ENOMEM, "store.zip", NULL);
+      break;
+    }
+    int brc = hvg_buf_add(&all, t, len);
+    if (brc == HVG_ENOMEM) {
+      rc = hvg_err_set(err, HVG_ENOMEM, "store.zip", NULL);
+      break;
+    }
+    if (brc)
+      break; /* over the byte cap: train on what fits */
+    lens[n++] = len;
+  }
+  st__done(s);
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+    rc = 0;
+  const char *smp[STORE_ZIP_MAX_SAMPLES];
+  for (size_t i = 0, off = 0; i < n; off += lens[i], i++)
+    smp[i] = all.data + off;
+  if (!rc && n >= STORE_ZIP_MIN_SAMPLES)
+    rc = zip__train(st, smp, lens, n, now, err);
+  hvg_buf_free(&all);
+  return rc;
+}
+
+/* Inside a batch's transaction: have a dictionary to compress with, the
+ * newest in the store, or else one trained on this batch when it holds
+ * enough Bundles, or on the Bundles stored as text when they are enough.
+ * Without one (a young store, or Bundles zstd learns nothing from) the
+ * Bundles are stored as text. 0, or an HVG code. */
+static int zip__prepare(store *st, const store_record *batch, size_t n,
+                        int64_t now, hvg_err *err) {
+  int rc = zip__newest(st, err);
+  if (rc || store_zip_dict_id(st->zip) || st->zip_untrainable)
+    return rc;
+  if (n < STORE_ZIP_MIN_SAMPLES)
+    return zip__train_stored(st, now, err);
+  const char **smp = malloc(n * (sizeof *smp + sizeof(size_t)));
+  if (!smp)
+    return hvg_err_set(err, HVG_ENOMEM, "store.zip", NULL);
+  size_t *lens = (size_t *)(smp + n);
+  for (size_t i = 0; i < n; i++) {
+    smp[i] = batch[i].bundle;
+    lens[i] = batch[i].bundle_len;
+  }
+  rc = zip__train(st, smp, lens, n, now, err);
+  free(smp);
   return rc;
 }
 

@@ -369,6 +369,44 @@ static void test_store_compresses(void **state) {
   sqlite3_close(db);
 }
 
+static void test_store_trains_on_stored(void **state) {
+  fx *f = *state;
+  make_bundles(13);
+  store *st = open_ok(f->path);
+  sqlite3 *db = raw_open(f->path);
+  /* records that come a few at a time (one request each, say) */
+  int batches = 0;
+  while (raw_count(db, "SELECT count(*) FROM zstd_dicts") == 0) {
+    assert_true(batches < 10);
+    store_record r[20];
+    char ids[20][16];
+    fill_records(r, ids, 0, 20);
+    for (int i = 0; i < 20; i++) { /* their own ids, bundles reused */
+      snprintf(ids[i], sizeof ids[i], "s%d", batches * 20 + i);
+      r[i].record_id = r[i].patient_key = ids[i];
+    }
+    OK(store_put_records(st, r, 20, T0, NULL, &E));
+    batches++;
+  }
+  /* the batch that found 128 stored as text trained on them */
+  assert_int_equal(batches, (STORE_ZIP_MIN_SAMPLES + 19) / 20 + 1);
+  assert_int_equal(raw_count(db, "SELECT count(*) FROM record_versions"
+                                 " WHERE typeof(bundle) = 'blob'"),
+                   20);
+  sqlite3_close(db);
+  store_item it[200];
+  size_t n = 0;
+  OK(store_claim(st, "p1", 200, T0 + 1, 60000, it, &n, &E));
+  assert_int_equal(n, (size_t)batches * 20);
+  for (size_t k = 0; k < n; k++) {
+    int i = atoi(it[k].record_id + 1) % 20;
+    assert_int_equal(it[k].bundle_len, bundle_lens[i]);
+    assert_memory_equal(it[k].bundle, bundles[i], bundle_lens[i]);
+  }
+  store_items_release(it, n);
+  store_close(st);
+}
+
 static void test_store_packed(void **state) {
   fx *f = *state;
   make_bundles(5);
@@ -617,6 +655,8 @@ int main(void) {
       cmocka_unit_test(test_zip_many_dicts),
       cmocka_unit_test(test_zip_torture),
       cmocka_unit_test_setup_teardown(test_store_compresses, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_store_trains_on_stored, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_store_packed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_dict_rolled_back, setup,
                                       teardown),
