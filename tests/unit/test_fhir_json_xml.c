@@ -14,6 +14,7 @@
 #include "fhir_meta.h"
 #include "fhir_xml.h"
 #include "hvg_cli.h"
+#include "hvg_jconf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,20 +30,6 @@
 #define MAXIN ((size_t)64 << 20)
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  hvg_buf b;
-  hvg_buf_init(&b, (size_t)1 << 30);
-  char chunk[65536];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-    assert_int_equal(hvg_buf_add(&b, chunk, n), 0);
-  fclose(f);
-  return hvg_buf_take(&b, len);
-}
 
 static char *to_text(const cJSON *t, fhir_format fmt, unsigned flags) {
   hvg_buf b;
@@ -421,7 +408,7 @@ static char *map_sample(const char *fmt, char *path) {
   int rc = hvg_cli_map((int)(sizeof argv / sizeof argv[0]) - 1, argv);
   assert_true(rc == 0 || rc == 65); /* the sample has rejected rows */
   size_t len;
-  char *text = slurp(path, &len);
+  char *text = hvg_read_file(path, (size_t)1 << 30, &len);
   assert_non_null(text);
   unlink(path);
   return text;

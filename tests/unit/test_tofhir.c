@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "hv_tofhir.h"
+#include "hvg_jconf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,25 +122,13 @@ static int compare(const hv_mapping *m, const hv_catalog *cat,
   return n;
 }
 
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  hvg_buf b;
-  hvg_buf_init(&b, 16 << 20);
-  char chunk[4096];
-  size_t k;
-  while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
-    assert_int_equal(hvg_buf_add(&b, chunk, k), 0);
-  fclose(f);
-  return hvg_buf_take(&b, len);
-}
-
 /* The sample mapping's screenings source, with the caregiver's
  * relationship read from a column too (the sample has none). */
 static hv_mapping *load_mapping(const char *path, int relationship) {
   if (relationship) {
     size_t len;
-    char *json = slurp(path, &len);
+    char *json = hvg_read_file(path, (size_t)16 << 20, &len);
+    assert_non_null(json);
     static const char anchor[] = "\"caregiver.id\": \"caregiver_id\",";
     char *at = strstr(json, anchor);
     assert_non_null(at);
@@ -199,7 +188,8 @@ static void test_kept_entries_equal_fresh(void **state) {
     snprintf(file, sizeof file, "%s/program-export/%s", HVG_TEST_DATA,
              sample[i]);
     size_t len;
-    char *data = slurp(file, &len);
+    char *data = hvg_read_file(file, (size_t)16 << 20, &len);
+    assert_non_null(data);
     assert_true(compare(m, cat, sample[i], data, len) > 90);
     free(data);
   }
