@@ -1419,10 +1419,11 @@ int store_pack_refresh(store *st, hvg_err *err) {
   return zip__newest(st, err);
 }
 
-int store_pack(store *st, const char *bundle, size_t len, const void **out,
-               size_t *out_len, hvg_err *err) {
-  if (!st || !bundle || !out || !out_len)
-    return hvg_err_set(err, HVG_EINVAL, "store.pack", "NULL argument");
+/* Compress bundle[0..len) when this handle has a dictionary it still finds
+ * worth using: 1 with *out (in st->zip, until its next compress) when that
+ * made it smaller, 0 to store it plain, or a negative HVG code. */
+static int zip__try(store *st, const char *bundle, size_t len,
+                    const void **out, size_t *out_len, hvg_err *err) {
   if (st->zip_stale || !st->zip || !store_zip_dict_id(st->zip) ||
       !store_zip_worthwhile(st->zip))
     return 0;
@@ -1436,6 +1437,13 @@ int store_pack(store *st, const char *bundle, size_t len, const void **out,
   *out = z;
   *out_len = zlen;
   return 1;
+}
+
+int store_pack(store *st, const char *bundle, size_t len, const void **out,
+               size_t *out_len, hvg_err *err) {
+  if (!st || !bundle || !out || !out_len)
+    return hvg_err_set(err, HVG_EINVAL, "store.pack", "NULL argument");
+  return zip__try(st, bundle, len, out, out_len, err);
 }
 
 /* Bind a Bundle as parameter i: as packed by the caller (its dictionary
@@ -1462,23 +1470,19 @@ static int zip__bind_bundle(store *st, sqlite3_stmt *s, int i,
     }
     return st__bind_blob(st, s, i, r->packed, r->packed_len, err);
   }
-  if (st->zip && store_zip_dict_id(st->zip) && store_zip_worthwhile(st->zip)) {
-    const void *z = NULL;
-    size_t zlen = 0;
-    int rc =
-        store_zip_compress(st->zip, r->bundle, r->bundle_len, &z, &zlen, err);
-    if (rc) {
-      st__done(s);
-      return rc;
-    }
-    if (zlen < r->bundle_len) /* z is reused by the next compress */
-      return transient ? st__bind_rc(st, s,
-                                     sqlite3_bind_blob64(s, i, z,
-                                                         (sqlite3_uint64)zlen,
-                                                         SQLITE_TRANSIENT),
-                                     err)
-                       : st__bind_blob(st, s, i, z, zlen, err);
+  const void *z = NULL;
+  size_t zlen = 0;
+  int rc = zip__try(st, r->bundle, r->bundle_len, &z, &zlen, err);
+  if (rc < 0) {
+    st__done(s);
+    return rc;
   }
+  if (rc == 1) /* z is reused by the next compress */
+    return st__bind_rc(st, s,
+                       sqlite3_bind_blob64(s, i, z, (sqlite3_uint64)zlen,
+                                           transient ? SQLITE_TRANSIENT
+                                                     : SQLITE_STATIC),
+                       err);
   return st__bind_textn(st, s, i, r->bundle, r->bundle_len, err);
 }
 
