@@ -1422,8 +1422,8 @@ int store_pack_refresh(store *st, hvg_err *err) {
 /* Compress bundle[0..len) when this handle has a dictionary it still finds
  * worth using: 1 with *out (in st->zip, until its next compress) when that
  * made it smaller, 0 to store it plain, or a negative HVG code. */
-static int zip__try(store *st, const char *bundle, size_t len,
-                    const void **out, size_t *out_len, hvg_err *err) {
+static int zip__try(store *st, const char *bundle, size_t len, const void **out,
+                    size_t *out_len, hvg_err *err) {
   if (st->zip_stale || !st->zip || !store_zip_dict_id(st->zip) ||
       !store_zip_worthwhile(st->zip))
     return 0;
@@ -1478,11 +1478,11 @@ static int zip__bind_bundle(store *st, sqlite3_stmt *s, int i,
     return rc;
   }
   if (rc == 1) /* z is reused by the next compress */
-    return st__bind_rc(st, s,
-                       sqlite3_bind_blob64(s, i, z, (sqlite3_uint64)zlen,
-                                           transient ? SQLITE_TRANSIENT
-                                                     : SQLITE_STATIC),
-                       err);
+    return st__bind_rc(
+        st, s,
+        sqlite3_bind_blob64(s, i, z, (sqlite3_uint64)zlen,
+                            transient ? SQLITE_TRANSIENT : SQLITE_STATIC),
+        err);
   return st__bind_textn(st, s, i, r->bundle, r->bundle_len, err);
 }
 
