@@ -735,8 +735,9 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
            (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
   d->pace_ms = d->pace_ms * 0.75 + sl->ms * 0.25;
   sl->status = status;
-  if (status && status != 429 && (status < 502 || status > 504) &&
-      hvg_partner_hold_up(d->hold))
+  /* no answer, 429 or a gateway's 502-504: the partner is not reachable */
+  int down = status == 0 || status == 429 || (status >= 502 && status <= 504);
+  if (!down && hvg_partner_hold_up(d->hold))
     hvg__log(d, "info", "partner_reachable", NULL, status, NULL, -1);
   if (status >= 200 && status < 300) {
     hvg__unhold(d);
@@ -752,11 +753,11 @@ static int hvg__one(hvg_deliverer *d, const store_item *it, hvg__slot *sl,
       snprintf(why, sizeof why, "HTTP %ld", status);
     else
       snprintf(why, sizeof why, "network: %.200s", herr.msg);
-    long ra = rc ? -1 : r->retry_after_s;
+    long ra = r->retry_after_s; /* -1 unless this answer had one */
     hvg__retry_at(sl, now + hvg__backoff(d, it->attempts, ra), why);
     sl->level = "warn";
     sl->event = "retry";
-    if (status == 0 || status == 429 || (status >= 502 && status <= 504)) {
+    if (down) {
       int64_t now2 = store_now_ms();
       if (hvg_partner_hold_down(d->hold, now2, ra > 0 ? now2 + ra * 1000 : 0))
         hvg__log(d, "error", "partner_unreachable", it, status, why, -1);
