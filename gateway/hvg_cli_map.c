@@ -288,9 +288,13 @@ typedef struct map_ctx {
   int io_error;
 } map_ctx;
 
+/* 0, or nonzero with nothing left to free. */
 static int map__worker_init(map_worker *mw, const map_ctx *m) {
   hvg_arena_init(&mw->scratch, (size_t)16 << 20);
-  return hv_tofhir_init(&mw->tf, m->map, m->cat);
+  int rc = hv_tofhir_init(&mw->tf, m->map, m->cat);
+  if (rc)
+    hvg_arena_free(&mw->scratch);
+  return rc;
 }
 
 static void map__worker_fini(map_worker *mw) {
@@ -301,7 +305,6 @@ static void map__worker_fini(map_worker *mw) {
 static void *map__worker_new(void *ctx) {
   map_worker *mw = malloc(sizeof *mw);
   if (mw && map__worker_init(mw, ctx)) {
-    hvg_arena_free(&mw->scratch);
     free(mw);
     return NULL;
   }
@@ -420,7 +423,6 @@ int hvg_cli_map(int argc, char **argv) {
   mc.map = m;
   mc.cat = cat;
   if (map__worker_init(&mc.own, &mc)) {
-    hvg_arena_free(&mc.own.scratch);
     exit_code = HVG_EXIT_SOFTWARE;
     goto done;
   }
